@@ -1,0 +1,67 @@
+"""The `keras-regnet` command: one entry point, one module per subcommand.
+
+Each subcommand lives in `apps/<name>.py` and provides `add_arguments(parser)`
+and `run(args) -> int`. Errors a user can fix (bad flags, missing files) are
+raised as `ValueError`/`TypeError`/`FileNotFoundError` and printed here as one
+line, without a traceback.
+"""
+
+import argparse
+import importlib
+import os
+import sys
+
+SUBCOMMANDS = {
+    "summary": "layer-by-layer shapes and complexity of a model",
+    "train": "train a model (default: RegNetX32 on the embedded digits data)",
+    "search": "KerasTuner search over a design space",
+    "study": "compare design spaces by their error EDFs",
+    "export": "export a trained .keras model as a TF Serving SavedModel",
+    "serve": "serve an exported SavedModel over the TF Serving REST API",
+}
+
+
+def _available():
+    """Subcommands whose module is present (later issues add modules)."""
+    found = {}
+    for name, help_text in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(f"apps.{name}")
+        except ModuleNotFoundError as error:
+            if error.name == f"apps.{name}":
+                continue
+            raise
+        found[name] = (module, help_text)
+    return found
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-regnet",
+        description="AnyNet / RegNet design spaces for Keras 3.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name, (module, help_text) in _available().items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(_module=module, _name=name)
+    return parser
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:
+        print(f"keras-regnet {args._name}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"keras-regnet {args._name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Analytic complexity of a spec: flops (multiply-adds), params and activations.
+
+Pure arithmetic following pycls's conventions, so figures compare with the
+paper: a conv counts k*k*c_in*c_out*h*w/groups multiply-adds (+c_out with a
+bias) and c_out*h*w activations; BN adds 2C params (gamma, beta) and nothing
+else; ReLU, sigmoid, the residual add and the SE multiply are free; the output
+size of a conv is (h - 1) // s + 1. Counting needs no TensorFlow.
+"""
+
+import dataclasses
+
+from keras_regnet.specs import AnyNetSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Complexity:
+    flops: int  # multiply-adds
+    params: int  # trainable parameters (BN: gamma and beta only)
+    acts: int  # activations (output elements of convs and linear layers)
+
+    def __str__(self):
+        return f"flops {self.flops / 1e6:,.1f} M, params {self.params / 1e6:,.2f} M, acts {self.acts / 1e6:,.2f} M"
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+class _Counter:
+    """Running (h, w, flops, params, acts), like pycls's `cx` dict (VGG/Inception)."""
+
+    __slots__ = ("h", "w", "flops", "params", "acts")
+
+    def __init__(self, h, w):
+        self.h, self.w, self.flops, self.params, self.acts = h, w, 0, 0, 0
+
+    def conv(self, w_in, w_out, k, stride=1, groups=1, bias=False):
+        self.h, self.w = (self.h - 1) // stride + 1, (self.w - 1) // stride + 1
+        self.flops += k * k * w_in * w_out * self.h * self.w // groups + (w_out if bias else 0)
+        self.params += k * k * w_in * w_out // groups + (w_out if bias else 0)
+        self.acts += w_out * self.h * self.w
+
+    def bn(self, width):
+        self.params += 2 * width
+
+    def pool(self, width, stride):
+        self.h, self.w = (self.h - 1) // stride + 1, (self.w - 1) // stride + 1
+        self.acts += width * self.h * self.w
+
+    def linear(self, w_in, w_out):
+        self.flops += w_in * w_out + w_out
+        self.params += w_in * w_out + w_out
+        self.acts += w_out
+
+
+def _bottleneck_terms(h, w, w_in, w_out, w_b, group_width, se_ratio, stride):
+    """(flops, params, acts, h, w) of one X/Y block: pycls's terms, inlined.
+
+    This is the hot path of design-space sampling, hence plain arithmetic.
+    """
+    groups = w_b // group_width
+    h2, w2 = (h - 1) // stride + 1, (w - 1) // stride + 1
+    hw, hw2 = h * w, h2 * w2
+    flops = w_in * w_b * hw + 9 * w_b * w_b * hw2 // groups + w_b * w_out * hw2
+    params = w_in * w_b + 9 * w_b * w_b // groups + w_b * w_out + 4 * w_b + 2 * w_out
+    acts = w_b * hw + w_b * hw2 + w_out * hw2
+    if w_in != w_out or stride != 1:  # projection shortcut
+        flops += w_in * w_out * hw2
+        params += w_in * w_out + 2 * w_out
+        acts += w_out * hw2
+    if se_ratio:
+        w_se = int(round(se_ratio * w_in))
+        flops += 2 * w_b * w_se + w_se + w_b
+        params += 2 * w_b * w_se + w_se + w_b
+        acts += w_se + w_b
+    return flops, params, acts, h2, w2
+
+
+def _count_bottleneck(spec, h, w, channels, classes):
+    """Fast path of `count` for X/Y networks: one term per distinct block."""
+    w_in = spec.stem_width
+    stride = spec.stem_stride
+    h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
+    flops = 9 * channels * w_in * h * w
+    params = 9 * channels * w_in + 2 * w_in
+    acts = w_in * h * w
+    for stage in spec.stages:
+        w_out, w_b, g, se = stage.width, stage.bottleneck_width, stage.group_width, stage.se_ratio
+        f, p, a, h, w = _bottleneck_terms(h, w, w_in, w_out, w_b, g, se, stage.stride)
+        flops, params, acts = flops + f, params + p, acts + a
+        if stage.depth > 1:
+            f, p, a, _, _ = _bottleneck_terms(h, w, w_out, w_out, w_b, g, se, 1)
+            n = stage.depth - 1
+            flops, params, acts = flops + f * n, params + p * n, acts + a * n
+        w_in = w_out
+    if classes:
+        flops += w_in * classes + classes
+        params += w_in * classes + classes
+        acts += classes
+    return Complexity(flops, params, acts)
+
+
+def _vgg_block(cx, w_in, stage, stride):
+    cx.conv(w_in, stage.width, 3)
+    cx.bn(stage.width)
+    if stride != 1:
+        cx.pool(stage.width, stride)
+
+
+def _inception_block(cx, w_in, stage, stride):
+    if stride != 1:
+        cx.pool(w_in, stride)
+    c = stage.width
+    h, w = cx.h, cx.w
+    branches = ((c // 4, None, 1), (c // 2, c // 2, 3), (c // 2, c // 8, 5))
+    for reduce_width, out_width, k in branches:
+        cx.h, cx.w = h, w
+        cx.conv(w_in, reduce_width, 1)
+        cx.bn(reduce_width)
+        if out_width:
+            cx.conv(reduce_width, out_width, k)
+            cx.bn(out_width)
+    cx.h, cx.w = h, w
+    cx.pool(w_in, 1)
+    cx.conv(w_in, c // 8, 1)
+    cx.bn(c // 8)
+
+
+_BLOCKS = {
+    "vgg": _vgg_block,
+    "inception": _inception_block,
+}
+
+
+def _check_shape(input_shape):
+    if type(input_shape) is tuple and len(input_shape) == 3 and all(type(v) is int and v > 0 for v in input_shape):
+        return
+    if (not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_shape)):
+        raise ValueError(f"input_shape must be (height, width, channels) of positive ints, got {input_shape!r}")
+
+
+def count(spec, input_shape=(224, 224, 3), classes=1000):
+    """Flops (multiply-adds), params and activations of `spec` at `input_shape`.
+
+    `classes=0` counts the network without its classifier (the head's pooling
+    has no cost in pycls's convention).
+    """
+    if not isinstance(spec, AnyNetSpec):
+        raise TypeError(f"spec must be an AnyNetSpec, got {type(spec).__name__}")
+    _check_shape(input_shape)
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 0:
+        raise ValueError(f"classes must be an int >= 0, got {classes!r}")
+    h, w, channels = input_shape
+    if spec.block in ("x", "y", "resnet_bottleneck"):
+        return _count_bottleneck(spec, h, w, channels, classes)
+    cx = _Counter(h, w)
+    cx.conv(channels, spec.stem_width, 3, spec.stem_stride)
+    cx.bn(spec.stem_width)
+    block = _BLOCKS[spec.block]
+    w_in = spec.stem_width
+    for stage in spec.stages:
+        block(cx, w_in, stage, stage.stride)
+        w_in = stage.width
+        if stage.depth > 1:  # the other blocks are identical: count one, multiply
+            before = (cx.flops, cx.params, cx.acts)
+            block(cx, w_in, stage, 1)
+            repeats = stage.depth - 2
+            cx.flops += (cx.flops - before[0]) * repeats
+            cx.params += (cx.params - before[1]) * repeats
+            cx.acts += (cx.acts - before[2]) * repeats
+    if classes:
+        cx.linear(w_in, classes)
+    return Complexity(cx.flops, cx.params, cx.acts)

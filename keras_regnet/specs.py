@@ -1,0 +1,270 @@
+"""Network specs: what an AnyNet is, as plain frozen data (no TensorFlow).
+
+A spec is everything needed to build or count a network: the stem width and,
+per stage, depth, width, group width, bottleneck ratio, stride and SE ratio.
+Keeping specs pure Python lets design spaces sample and count 100,000 networks
+in milliseconds, and lets a spec travel as JSON (trial records, `--model`).
+
+Conventions (pycls, "Designing Network Design Spaces"):
+  * bottleneck_ratio b: the block's inner width is ``width / b`` (b=1: none,
+    b=4: a ResNet-style 4x bottleneck, b=0.25: an inverted bottleneck);
+  * group_width g: channels per group of the 3x3 conv, so
+    ``groups = (width / b) // g``;
+  * se_ratio r: SE width = ``round(r * block input width)`` (RegNetY).
+"""
+
+import dataclasses
+import functools
+import json
+import math
+
+import numpy as np
+
+BLOCKS = ("x", "y", "resnet_bottleneck", "vgg", "inception")
+GROUPED_BLOCKS = ("x", "y", "resnet_bottleneck")
+
+
+def _check_int(name, value, low, high=None):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+
+
+def _check_number(name, value, *, positive=True):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or (positive and value <= 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class StageSpec:
+    """One stage: `depth` blocks of output width `width`; the first has `stride`."""
+
+    depth: int
+    width: int
+    group_width: int
+    bottleneck_ratio: float = 1.0
+    stride: int = 2
+    se_ratio: float | None = None
+
+    def __post_init__(self):
+        _check_int("depth", self.depth, 1)
+        _check_int("width", self.width, 1)
+        _check_int("group_width", self.group_width, 1)
+        _check_number("bottleneck_ratio", self.bottleneck_ratio)
+        if self.stride not in (1, 2) or isinstance(self.stride, bool):
+            raise ValueError(f"stride must be 1 or 2, got {self.stride!r}")
+        if self.se_ratio is not None:
+            _check_number("se_ratio", self.se_ratio)
+            if self.se_ratio > 1:
+                raise ValueError(f"se_ratio must be in (0, 1], got {self.se_ratio}")
+        # Normalize numeric types so equal specs compare and hash equal.
+        object.__setattr__(self, "depth", int(self.depth))
+        object.__setattr__(self, "width", int(self.width))
+        object.__setattr__(self, "group_width", int(self.group_width))
+        object.__setattr__(self, "bottleneck_ratio", float(self.bottleneck_ratio))
+        if self.se_ratio is not None:
+            object.__setattr__(self, "se_ratio", float(self.se_ratio))
+        inner = self.width / self.bottleneck_ratio
+        if abs(inner - round(inner)) > 1e-9 or round(inner) < 1:
+            raise ValueError(
+                f"width / bottleneck_ratio must be a positive integer (the bottleneck "
+                f"width), got {self.width} / {self.bottleneck_ratio} = {inner:g}; "
+                "use keras_regnet.specs.make_compatible() to adjust"
+            )
+        if self.group_width > self.bottleneck_width or self.bottleneck_width % self.group_width:
+            raise ValueError(
+                f"group_width must divide the bottleneck width {self.bottleneck_width} "
+                f"(width {self.width} / bottleneck_ratio {self.bottleneck_ratio:g}), got "
+                f"{self.group_width}; use keras_regnet.specs.make_compatible() to adjust"
+            )
+
+    @functools.cached_property
+    def bottleneck_width(self):
+        """Inner width of the block: width / bottleneck_ratio."""
+        return int(round(self.width / self.bottleneck_ratio))
+
+    @property
+    def groups(self):
+        """Number of groups of the 3x3 convolution."""
+        return self.bottleneck_width // self.group_width
+
+    def se_width(self, width_in):
+        """SE width for a block with `width_in` input channels (0 when SE is off)."""
+        return int(round(self.se_ratio * width_in)) if self.se_ratio else 0
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class AnyNetSpec:
+    """Stem -> stages -> head. `block` picks the block type of every stage."""
+
+    stem_width: int
+    stages: tuple
+    block: str = "x"
+    stem_stride: int = 2
+
+    def __post_init__(self):
+        _check_int("stem_width", self.stem_width, 1)
+        if self.block not in BLOCKS:
+            raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
+        if self.stem_stride not in (1, 2) or isinstance(self.stem_stride, bool):
+            raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride!r}")
+        if isinstance(self.stages, (StageSpec, str, bytes)) or not hasattr(self.stages, "__iter__"):
+            raise TypeError("stages must be a sequence of StageSpec (or of tuples/dicts)")
+        stages = tuple(_as_stage(s) for s in self.stages)
+        if not stages:
+            raise ValueError("stages must hold at least one stage")
+        object.__setattr__(self, "stem_width", int(self.stem_width))
+        object.__setattr__(self, "stages", stages)
+        for i, stage in enumerate(stages, 1):
+            if self.block == "y" and stage.se_ratio is None:
+                raise ValueError(f"block 'y' needs se_ratio on every stage; stage {i} has None")
+            if self.block != "y" and stage.se_ratio is not None:
+                raise ValueError(
+                    f"se_ratio is only used by block 'y'; stage {i} of a {self.block!r} "
+                    f"network has se_ratio={stage.se_ratio}"
+                )
+            if self.block == "inception" and stage.width % 8:
+                raise ValueError(
+                    f"inception blocks split width into 1/4, 1/2, 1/8, 1/8 branches: stage "
+                    f"{i} width must be a multiple of 8, got {stage.width}"
+                )
+
+    @property
+    def depth(self):
+        """Total number of blocks."""
+        return sum(s.depth for s in self.stages)
+
+    @property
+    def widths(self):
+        return tuple(s.width for s in self.stages)
+
+    @property
+    def depths(self):
+        return tuple(s.depth for s in self.stages)
+
+    def block_widths(self):
+        """Per-block output widths (the "staircase" of the paper's figures)."""
+        return [s.width for s in self.stages for _ in range(s.depth)]
+
+    def to_dict(self):
+        return {
+            "stem_width": self.stem_width,
+            "block": self.block,
+            "stem_stride": self.stem_stride,
+            "stages": [s.to_dict() for s in self.stages],
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        if not isinstance(data, dict):
+            raise TypeError(f"an AnyNetSpec dict is expected, got {type(data).__name__}")
+        unknown = set(data) - {"stem_width", "block", "stem_stride", "stages"}
+        if unknown:
+            raise ValueError(f"unknown AnyNetSpec fields: {sorted(unknown)}")
+        if "stem_width" not in data or "stages" not in data:
+            raise ValueError("an AnyNetSpec dict needs 'stem_width' and 'stages'")
+        return cls(
+            stem_width=data["stem_width"],
+            stages=data["stages"],
+            block=data.get("block", "x"),
+            stem_stride=data.get("stem_stride", 2),
+        )
+
+    def to_json(self, **kwargs):
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls, text):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not a valid AnyNetSpec JSON: {error}") from None
+        return cls.from_dict(data)
+
+    def describe(self):
+        """One line: stem, then depth x width (g group width, b ratio) per stage."""
+        parts = [f"stem {self.stem_width}"]
+        for s in self.stages:
+            extra = f", se {s.se_ratio:g}" if s.se_ratio else ""
+            parts.append(
+                f"{s.depth}x{s.width} (g{s.group_width}, b{s.bottleneck_ratio:g}, s{s.stride}{extra})"
+            )
+        return f"[{self.block}] " + " | ".join(parts)
+
+
+def _as_stage(stage):
+    if isinstance(stage, StageSpec):
+        return stage
+    if isinstance(stage, dict):
+        return StageSpec(**stage)
+    if isinstance(stage, (tuple, list)):
+        return StageSpec(*stage)
+    raise TypeError(f"a stage must be a StageSpec, tuple or dict, got {type(stage).__name__}")
+
+
+def make_compatible(width, group_width, bottleneck_ratio=1.0):
+    """pycls's width/group compatibility step for one stage.
+
+    Clamps the group width to the bottleneck width, then rounds the bottleneck
+    width to a multiple of the group width and recomputes the stage width.
+    Returns ``(width, group_width)``.
+    """
+    _check_int("width", width, 1)
+    _check_int("group_width", group_width, 1)
+    _check_number("bottleneck_ratio", bottleneck_ratio)
+    bot_mul = 1.0 / bottleneck_ratio
+    inner = int(max(1, width * bot_mul))
+    group_width = int(min(group_width, inner))
+    if bot_mul > 1 and abs(bot_mul - round(bot_mul)) < 1e-9:
+        multiple = int(np.lcm(group_width, int(round(bot_mul))))
+    else:
+        multiple = group_width
+    inner = max(multiple, int(round(inner / multiple) * multiple))
+    width = int(inner / bot_mul)
+    return width, group_width
+
+
+def quantized_widths(w_0, w_a, w_m, depth, q=8):
+    """Per-block widths of the quantized linear rule, exactly as pycls computes them."""
+    widths_cont = np.arange(depth) * w_a + w_0
+    steps = np.round(np.log(widths_cont / w_0) / np.log(w_m))
+    widths = w_0 * np.power(w_m, steps)
+    return (np.round(np.divide(widths, q)).astype(int) * q).tolist()
+
+
+def regnet_spec(w_0, w_a, w_m, depth, group_width, bottleneck_ratio=1.0, se_ratio=None, q=8,
+                *, stem_width=32):
+    """The paper's quasi-linear RegNet parameterization -> AnyNetSpec.
+
+    u_j = w_0 + w_a*j; s_j = round(ln(u_j/w_0)/ln(w_m)) (half to even);
+    w_j = q*round(w_0*w_m**s_j/q); the distinct w_j become stages with their
+    counts as depths; then the width/group compatibility step.
+    """
+    _check_number("w_0", w_0)
+    _check_number("w_a", w_a, positive=False)
+    if w_a < 0:
+        raise ValueError(f"w_a must be >= 0, got {w_a}")
+    _check_number("w_m", w_m)
+    if w_m <= 1:
+        raise ValueError(f"w_m must be > 1, got {w_m}")
+    _check_int("depth", depth, 1)
+    _check_int("group_width", group_width, 1)
+    _check_int("q", q, 1)
+    if w_0 % q:
+        raise ValueError(f"w_0 must be a multiple of q={q}, got {w_0}")
+    if se_ratio is not None:
+        _check_number("se_ratio", se_ratio)
+    widths_all = quantized_widths(w_0, w_a, w_m, depth, q)
+    widths, depths = np.unique(widths_all, return_counts=True)
+    stages = []
+    for width, stage_depth in zip(widths.tolist(), depths.tolist()):
+        width, g = make_compatible(width, group_width, bottleneck_ratio)
+        stages.append(StageSpec(stage_depth, width, g, bottleneck_ratio, 2, se_ratio))
+    return AnyNetSpec(stem_width=stem_width, stages=tuple(stages), block="y" if se_ratio else "x")
