@@ -149,6 +149,11 @@ class AnyNetSpec:
     def depths(self):
         return tuple(s.depth for s in self.stages)
 
+    @property
+    def min_input_size(self):
+        """Smallest input side that every downsampling step can still halve."""
+        return 2 ** ((self.stem_stride == 2) + sum(s.stride == 2 for s in self.stages))
+
     def block_widths(self):
         """Per-block output widths (the "staircase" of the paper's figures)."""
         return [s.width for s in self.stages for _ in range(s.depth)]

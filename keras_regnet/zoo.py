@@ -69,3 +69,25 @@ def default_input_shape(name):
 def default_classes(name):
     get_spec(name)
     return ZOO[name][6]
+
+
+def resolve(model):
+    """A zoo name or a path to a spec JSON file -> (name, AnyNetSpec).
+
+    Spec files hold `AnyNetSpec.to_json()` output; the name is the file stem.
+    """
+    import os
+
+    if not isinstance(model, str) or not model:
+        raise ValueError(f"model must be a zoo name or a spec .json path, got {model!r}")
+    if model in ZOO:
+        return model, get_spec(model)
+    if model.endswith(".json"):
+        try:
+            with open(model, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as error:
+            raise FileNotFoundError(f"spec file {model!r} cannot be read: {error.strerror}") from None
+        name = os.path.splitext(os.path.basename(model))[0]
+        return name, AnyNetSpec.from_json(text)
+    raise ValueError(f"unknown model {model!r}; choose a zoo name ({', '.join(ZOO)}) or a spec .json file")

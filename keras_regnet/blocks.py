@@ -1,0 +1,132 @@
+"""Functional builders: stem, blocks (X/Y, ResNet bottleneck, VGG, Inception), stage, head.
+
+Each builder takes a tensor and returns a tensor, naming every layer
+explicitly so weights can be found and mapped by name:
+
+  {name}_stem_conv | _stem_bn | _stem_relu
+  {name}_stage{s}_block{b}_conv_1x1_1 | _conv_1x1_1_bn | _conv_3x3 | _conv_3x3_bn
+      | _se | _conv_1x1_2 | _conv_1x1_2_bn | _skip_1x1 | _skip_bn | _add | _out_relu
+  {name}_head_gap | {name}_predictions
+
+(stages count from 1, blocks within a stage from 0).
+"""
+
+from keras import layers
+
+from keras_regnet.layers import GroupedConv2D, SqueezeExcite
+
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+KERNEL_INIT = "he_normal"
+
+
+def conv_bn(x, filters, kernel_size, name, *, strides=1, groups=1, activation=True):
+    """Conv (no bias: BN follows) -> BN -> optional ReLU."""
+    conv = GroupedConv2D if groups > 1 else layers.Conv2D
+    x = conv(
+        filters, kernel_size, strides=strides, padding="same", groups=groups,
+        use_bias=False, kernel_initializer=KERNEL_INIT, name=name,
+    )(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    if activation:
+        x = layers.ReLU(name=f"{name}_relu")(x)
+    return x
+
+
+def stem(x, width, name, strides=2):
+    """3x3 conv with stride 2 (pycls's simple stem), BN, ReLU."""
+    x = layers.Conv2D(
+        width, 3, strides=strides, padding="same", use_bias=False,
+        kernel_initializer=KERNEL_INIT, name=f"{name}_stem_conv",
+    )(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_stem_bn")(x)
+    return layers.ReLU(name=f"{name}_stem_relu")(x)
+
+
+def bottleneck_block(x, width_in, stage, stride, name):
+    """The X block (Y with SE): 1x1 -> grouped 3x3 (stride) -> [SE] -> 1x1, + shortcut.
+
+    Projection shortcut (strided 1x1 conv + BN) iff width or stride changes.
+    """
+    if width_in != stage.width or stride != 1:
+        shortcut = layers.Conv2D(
+            stage.width, 1, strides=stride, use_bias=False,
+            kernel_initializer=KERNEL_INIT, name=f"{name}_skip_1x1",
+        )(x)
+        shortcut = layers.BatchNormalization(
+            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_skip_bn")(shortcut)
+    else:
+        shortcut = x
+    w_b = stage.bottleneck_width
+    y = conv_bn(x, w_b, 1, f"{name}_conv_1x1_1")
+    y = conv_bn(y, w_b, 3, f"{name}_conv_3x3", strides=stride, groups=stage.groups)
+    if stage.se_ratio:
+        y = SqueezeExcite(stage.se_width(width_in), name=f"{name}_se")(y)
+    y = conv_bn(y, stage.width, 1, f"{name}_conv_1x1_2", activation=False)
+    y = layers.Add(name=f"{name}_add")([y, shortcut])
+    return layers.ReLU(name=f"{name}_out_relu")(y)
+
+
+def vgg_block(x, width_in, stage, stride, name):
+    """The blog's VGG block: 3x3 conv, BN, ReLU, then 2x2 max-pool when striding."""
+    del width_in
+    x = conv_bn(x, stage.width, 3, f"{name}_conv_3x3")
+    if stride != 1:
+        x = layers.MaxPooling2D(2, strides=stride, padding="same", name=f"{name}_pool")(x)
+    return x
+
+
+def inception_block(x, width_in, stage, stride, name):
+    """The blog's Inception block: 1x1 | 1x1-3x3 | 1x1-5x5 | pool-1x1 branches.
+
+    Branch widths are 1/4, 1/2, 1/8, 1/8 of the stage width (the blog's split);
+    a strided block max-pools its input first (as GoogLeNet does between stages).
+    """
+    del width_in
+    if stride != 1:
+        x = layers.MaxPooling2D(3, strides=stride, padding="same", name=f"{name}_downsample")(x)
+    c = stage.width
+    b1 = conv_bn(x, c // 4, 1, f"{name}_b1_1x1")
+    b2 = conv_bn(x, c // 2, 1, f"{name}_b2_1x1")
+    b2 = conv_bn(b2, c // 2, 3, f"{name}_b2_3x3")
+    b3 = conv_bn(x, c // 2, 1, f"{name}_b3_1x1")
+    b3 = conv_bn(b3, c // 8, 5, f"{name}_b3_5x5")
+    b4 = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_b4_pool")(x)
+    b4 = conv_bn(b4, c // 8, 1, f"{name}_b4_1x1")
+    return layers.Concatenate(name=f"{name}_concat")([b1, b2, b3, b4])
+
+
+BLOCK_BUILDERS = {
+    "x": bottleneck_block,
+    "y": bottleneck_block,
+    "resnet_bottleneck": bottleneck_block,
+    "vgg": vgg_block,
+    "inception": inception_block,
+}
+
+
+def stage_fn(x, width_in, stage, index, block, name):
+    """`stage.depth` blocks; the first carries the stage's stride."""
+    builder = BLOCK_BUILDERS[block]
+    for b in range(stage.depth):
+        x = builder(x, width_in, stage, stage.stride if b == 0 else 1, f"{name}_stage{index}_block{b}")
+        width_in = stage.width
+    return x
+
+
+def head(x, classes, activation, name):
+    """Global average pooling, then the classifier (activation applied here)."""
+    x = layers.GlobalAveragePooling2D(name=f"{name}_head_gap")(x)
+    return layers.Dense(classes, activation=activation, name=f"{name}_predictions")(x)
+
+
+def body(x, spec, name):
+    """Stem and every stage of `spec`."""
+    x = stem(x, spec.stem_width, name, strides=spec.stem_stride)
+    width_in = spec.stem_width
+    for index, stage in enumerate(spec.stages, 1):
+        x = stage_fn(x, width_in, stage, index, spec.block, name)
+        width_in = stage.width
+    return x
+
+

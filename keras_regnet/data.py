@@ -1,0 +1,378 @@
+"""Datasets as `tf.data` pipelines: an embedded offline default, TFDS, image folders.
+
+Every loader returns a `Dataset` whose splits yield `(images, labels)` batches:
+images float32 `[B, H, W, C]` in `[0, 255]` (the models rescale by 1/255
+themselves), labels int32 `[B]` (sparse). Each pipeline is
+
+    raw uint8 examples -> cache (when small) -> shuffle (train) -> augment (train)
+    -> batch -> resize / channel conversion / float32 -> prefetch
+
+so the small raw data is cached once and resizing runs batched, in the pipeline.
+
+Sources, chosen by `name`:
+
+- ``"digits"`` (default): scikit-learn's bundled 8x8 handwritten digits (1,797
+  real images, 10 classes). No network, no files: the offline default.
+- a TFDS image-classification name (``"fashion_mnist"``, ``"mnist"``,
+  ``"cifar10"``, ...), read from ``data_dir`` with `tfds.load`. Nothing is ever
+  downloaded; a dataset not prepared there is an immediate `FileNotFoundError`
+  saying how to prepare it.
+- a folder of images in class sub-folders (``root/<class>/<image>``): name is
+  ``"folder"`` with the path in ``data_dir``, or name is itself the path (an
+  existing directory, or a string starting with ``/``, ``.`` or ``~``; TFDS
+  names never do).
+"""
+
+import dataclasses
+import difflib
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+DATASETS = ("digits", "fashion_mnist", "mnist", "cifar10", "folder")
+
+# Per-dataset defaults: image side after resizing, and whether a horizontal
+# flip keeps the label (never for digits or handwriting).
+_DEFAULT_SIZE = {"digits": 32, "fashion_mnist": 96, "mnist": 32, "cifar10": 32, "folder": 64}
+_FALLBACK_SIZE = 32
+_FLIP_OK = {"fashion_mnist", "cifar10", "cifar100", "folder"}
+
+# The split of digits and folders is fixed (independent of `seed`) so that the
+# test set stays the same across training runs that differ only in seed.
+_SPLIT_SEED = 0
+_DEFAULT_TEST_FRACTION = 0.15
+_CACHE_LIMIT_BYTES = 1 << 30  # cache raw examples in memory below 1 GiB
+_SHUFFLE_BUFFER_MAX = 50_000
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """A loaded dataset: three batched `tf.data` splits and what a model needs to know."""
+
+    name: str
+    train: tf.data.Dataset = dataclasses.field(repr=False)
+    validation: tf.data.Dataset = dataclasses.field(repr=False)
+    test: tf.data.Dataset = dataclasses.field(repr=False)
+    num_classes: int
+    input_shape: tuple
+    class_names: list
+    num_examples: dict
+    steps_per_epoch: int
+
+
+def available_datasets():
+    """Names `load` accepts besides any TFDS image-classification name or a folder path."""
+    return DATASETS
+
+
+def load(name="digits", *, image_size=None, batch_size=128, data_dir=None, augment=False,
+         validation_fraction=0.1, test_fraction=None, seed=0, channels=None):
+    """Load a dataset as batched `tf.data` train/validation/test pipelines.
+
+    Args:
+        name: ``"digits"``, a TFDS image-classification name, ``"folder"`` (path in
+            `data_dir`) or a folder path (see the module docstring for the rule).
+        image_size: side (int) or `(height, width)` after resizing; None is the
+            per-dataset default (digits 32, fashion_mnist 96 as in d2l, mnist 32,
+            cifar10 32, folder 64, other TFDS 32). At least 8.
+        batch_size: examples per batch, at least 1.
+        data_dir: TFDS data directory (None: TFDS's default, `TFDS_DATA_DIR` or
+            ``~/tensorflow_datasets``), or the image folder for ``name="folder"``.
+            Not used by digits.
+        augment: light augmentation of the train split only: a random translation
+            of up to 1/8 of the side, plus a horizontal flip where the label
+            survives it (fashion_mnist, cifar10/100, folders; never digits/mnist).
+        validation_fraction: share carved for validation where the source has no
+            validation split, in (0, 0.5). Official validation splits are used as is.
+        test_fraction: share carved for test where the source has no test split,
+            in (0, 0.5); None means 0.15. Must stay None for a TFDS dataset that has
+            an official test split. Digits default to 75/10/15 train/val/test.
+        seed: seeds the per-epoch train shuffle and the augmentation. Splits of
+            digits and folders are stratified and fixed, independent of `seed`;
+            TFDS splits are carved deterministically from the end of ``train``.
+        channels: None keeps the source's channels (1 for digits/mnist/
+            fashion_mnist, 3 for cifar10 and folders); 1 or 3 converts.
+
+    Returns:
+        A `Dataset`.
+
+    Raises:
+        ValueError: a bad argument, an unknown or non-image-classification name, or
+            an empty / unreadable image folder (the message names the path).
+        FileNotFoundError: a TFDS dataset not prepared in `data_dir` (raised before
+            any download is attempted; the message says how to prepare it).
+    """
+    if not isinstance(name, (str, os.PathLike)) or not str(name):
+        raise ValueError(f"`name` must be a dataset name or a folder path; received {name!r}.")
+    name = os.fspath(name)
+    size = _check_image_size(image_size)
+    _check_int("batch_size", batch_size, 1)
+    _check_int("seed", seed, 0)
+    _check_fraction("validation_fraction", validation_fraction)
+    if test_fraction is not None:
+        _check_fraction("test_fraction", test_fraction)
+    if channels not in (None, 1, 3):
+        raise ValueError(f"`channels` must be None, 1 or 3; received {channels!r}.")
+    if not isinstance(augment, bool):
+        raise ValueError(f"`augment` must be True or False; received {augment!r}.")
+
+    if name == "folder" or _looks_like_path(name):
+        if name == "folder":
+            if data_dir is None:
+                raise ValueError('name="folder" needs `data_dir`: the folder of class sub-folders.')
+            path = data_dir
+        else:
+            path = name
+        folder_size = size or (_DEFAULT_SIZE["folder"],) * 2
+        kind, source = "folder", _folder_source(path, folder_size, channels or 3,
+                                                validation_fraction, test_fraction)
+    elif name == "digits":
+        kind, source = "digits", _digits_source(validation_fraction, test_fraction)
+    else:
+        kind, source = name, _tfds_source(name, data_dir, validation_fraction, test_fraction)
+
+    default = _DEFAULT_SIZE.get(kind, _FALLBACK_SIZE)
+    height, width = size or (default, default)
+    out_channels = channels or source["channels"]
+    build = dict(size=(height, width), channels=out_channels, batch_size=batch_size, seed=seed)
+    splits = {}
+    for split in ("train", "validation", "test"):
+        training = split == "train"
+        splits[split] = _pipeline(
+            source["splits"][split], source["num_examples"][split],
+            shuffle=training, augment=augment and training, flip=kind in _FLIP_OK, **build)
+    return Dataset(
+        name=name, train=splits["train"], validation=splits["validation"], test=splits["test"],
+        num_classes=len(source["class_names"]), input_shape=(height, width, out_channels),
+        class_names=list(source["class_names"]), num_examples=dict(source["num_examples"]),
+        steps_per_epoch=math.ceil(source["num_examples"]["train"] / batch_size))
+
+
+# --------------------------------------------------------------------------- checks
+
+def _check_int(arg, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{arg}` must be an integer >= {minimum}; received {value!r}.")
+
+
+def _check_fraction(arg, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 0.5:
+        raise ValueError(f"`{arg}` must be a number in the open range (0, 0.5); "
+                         f"received {value!r}.")
+
+
+def _check_image_size(image_size):
+    """None, an int side or an (height, width) pair, each side an integer >= 8."""
+    if image_size is None:
+        return None
+    sides = tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size, image_size)
+    ok = len(sides) == 2 and all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 8 for s in sides)
+    if not ok:
+        raise ValueError("`image_size` must be None, an integer >= 8 or a (height, width) pair of "
+                         f"integers >= 8; received {image_size!r}.")
+    return int(sides[0]), int(sides[1])
+
+
+def _looks_like_path(name):
+    return name.startswith(("/", ".", "~")) or os.path.isdir(name)
+
+
+# --------------------------------------------------------------------------- splits
+
+def _stratified_split(labels, validation_fraction, test_fraction, what, class_names):
+    """Per-class train/validation/test index arrays, fixed by `_SPLIT_SEED`.
+
+    Splitting each class separately puts every class in every split; each class
+    gives at least one example to each split, so it needs at least three.
+    """
+    rng = np.random.default_rng(_SPLIT_SEED)
+    parts = ([], [], [])
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        n_val = max(1, round(validation_fraction * len(idx)))
+        n_test = max(1, round(test_fraction * len(idx)))
+        if len(idx) - n_val - n_test < 1:
+            raise ValueError(f"{what}: class {class_names[label]!r} has only {len(idx)} "
+                             "example(s); every class needs at least 3 (one each for train, "
+                             "validation and test).")
+        parts[0].append(idx[n_val + n_test:])
+        parts[1].append(idx[:n_val])
+        parts[2].append(idx[n_val:n_val + n_test])
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def _array_source(images, labels, class_names, channels, validation_fraction, test_fraction,
+                  what):
+    split_idx = _stratified_split(labels, validation_fraction,
+                                  test_fraction or _DEFAULT_TEST_FRACTION, what, class_names)
+    names = ("train", "validation", "test")
+    return dict(
+        class_names=class_names, channels=channels,
+        splits={n: tf.data.Dataset.from_tensor_slices((images[i], labels[i].astype(np.int32)))
+                for n, i in zip(names, split_idx)},
+        num_examples={n: len(i) for n, i in zip(names, split_idx)})
+
+
+# --------------------------------------------------------------------------- sources
+# A source is a dict: splits (unbatched raw (uint8 image, int label) datasets),
+# num_examples, class_names, channels (native).
+
+def _digits_source(validation_fraction, test_fraction):
+    """scikit-learn's bundled digits; pixel values 0..16 rescaled to 0..255."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    return _array_source(images, digits.target, [str(c) for c in range(10)], 1,
+                         validation_fraction, test_fraction, "digits")
+
+
+def _folder_source(path, size, channels, validation_fraction, test_fraction):
+    """Images in `path/<class>/`, listed by Keras; decoded and resized once, then cached."""
+    import keras
+
+    path = os.path.expanduser(os.fspath(path))
+    if not os.path.isdir(path) or not os.access(path, os.R_OK | os.X_OK):
+        raise ValueError(f"Image folder {path!r} does not exist or is not a readable directory.")
+    try:
+        listing = keras.utils.image_dataset_from_directory(
+            path, labels="inferred", label_mode="int", batch_size=None, shuffle=False,
+            image_size=size, verbose=False)
+    except ValueError as error:  # "No images found in directory ..."
+        raise ValueError(f"Image folder {path!r} has no images in class sub-folders "
+                         f"(expected {path}/<class>/<image>.png|jpg|...): {error}") from None
+    class_names = list(listing.class_names)
+    if len(class_names) < 2:
+        raise ValueError(f"Image folder {path!r} needs at least 2 class sub-folders; "
+                         f"found {class_names}.")
+    files = np.array(listing.file_paths)
+    labels = np.array([class_names.index(os.path.relpath(f, path).split(os.sep)[0])
+                       for f in files])
+    split_idx = _stratified_split(labels, validation_fraction,
+                                  test_fraction or _DEFAULT_TEST_FRACTION,
+                                  f"Image folder {path!r}", class_names)
+
+    def decode(file, label):
+        image = tf.io.decode_image(tf.io.read_file(file), channels=channels,
+                                   expand_animations=False)
+        image = tf.image.resize(image, size, antialias=True)
+        image = tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8)
+        return tf.ensure_shape(image, (*size, channels)), label
+
+    names = ("train", "validation", "test")
+    splits = {
+        n: tf.data.Dataset.from_tensor_slices((files[i], labels[i].astype(np.int32)))
+        .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        for n, i in zip(names, split_idx)}
+    return dict(class_names=class_names, channels=channels, splits=splits,
+                num_examples={n: len(i) for n, i in zip(names, split_idx)})
+
+
+def _tfds_source(name, data_dir, validation_fraction, test_fraction):
+    """A prepared TFDS image-classification dataset; never downloads."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        # with_community_datasets=False: the community index would be fetched over the network.
+        known = dict.fromkeys([*DATASETS, *tfds.list_builders(with_community_datasets=False)])
+        close = difflib.get_close_matches(name, list(known), n=5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(f"Unknown dataset {name!r}. Built-in choices: {', '.join(DATASETS)}; "
+                         f"or any TFDS image-classification name (tfds.list_builders()), "
+                         f"or a folder path.{hint}") from None
+    info = builder.info
+    keys = info.supervised_keys
+    if (not keys or len(keys) != 2 or not isinstance(info.features[keys[0]], tfds.features.Image)
+            or not isinstance(info.features[keys[1]], tfds.features.ClassLabel)):
+        raise ValueError(f"TFDS dataset {name!r} is not an image-classification dataset "
+                         f"(supervised keys {keys!r}); keras_regnet.data needs (image, label).")
+    if not builder.is_prepared():
+        root = data_dir or getattr(builder, "_data_dir_root", None) or "~/tensorflow_datasets"
+        raise FileNotFoundError(
+            f"TFDS dataset {name!r} is not prepared in data_dir {os.fspath(root)!r} (looked for "
+            f"{os.fspath(builder.data_dir)!r}); keras-regnet never downloads. On a machine with "
+            f"network access run `tfds build {name} --data_dir DIR` (or "
+            f"`tfds.load({name!r}, data_dir=DIR)`), then copy DIR/{name.split('/')[0]} into "
+            f"{os.fspath(root)!r}, or pass --data-dir / data_dir= pointing at a prepared copy. "
+            "name='digits' needs no download.")
+
+    available = info.splits
+    if "train" not in available:
+        raise ValueError(f"TFDS dataset {name!r} has no 'train' split ({list(available)}).")
+    n = available["train"].num_examples
+    n_val = 0 if "validation" in available else max(1, round(validation_fraction * n))
+    if "test" in available:
+        if test_fraction is not None:
+            raise ValueError(f"`test_fraction` must be None for {name!r}: its official 'test' "
+                             "split is used as is.")
+        n_test = 0
+    else:
+        n_test = max(1, round((test_fraction or _DEFAULT_TEST_FRACTION) * n))
+    cut_val, cut_test = n - n_val - n_test, n - n_test
+    split_names = {
+        "train": f"train[:{cut_val}]",
+        "validation": "validation" if "validation" in available else f"train[{cut_val}:{cut_test}]",
+        "test": "test" if "test" in available else f"train[{cut_test}:]"}
+    num_examples = {
+        "train": cut_val,
+        "validation": available["validation"].num_examples if n_val == 0 else n_val,
+        "test": available["test"].num_examples if n_test == 0 else n_test}
+    loaded = tfds.load(name, split=list(split_names.values()), data_dir=data_dir,
+                       as_supervised=True, download=False, shuffle_files=False)
+    image_shape = info.features[keys[0]].shape
+    return dict(class_names=list(info.features[keys[1]].names),
+                channels=image_shape[-1] or 3,
+                splits=dict(zip(split_names, loaded)), num_examples=num_examples)
+
+
+# --------------------------------------------------------------------------- pipeline
+
+def _pipeline(ds, n, *, size, channels, batch_size, seed, shuffle, augment, flip):
+    """Raw (uint8 image, label) examples -> batched float32 images at `size`, int32 labels."""
+    image_spec = ds.element_spec[0]
+    fixed = image_spec.shape.is_fully_defined()
+    if fixed and n * image_spec.shape.num_elements() * image_spec.dtype.size <= _CACHE_LIMIT_BYTES:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(min(n, _SHUFFLE_BUFFER_MAX), seed=seed, reshuffle_each_iteration=True)
+    if augment:
+        # One stateless seed pair per example; rerandomized each epoch, reproducible by `seed`.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda example, pair: _augment(*example, pair, flip),
+            num_parallel_calls=tf.data.AUTOTUNE)
+
+    def finish(images, labels):
+        images = tf.cast(images, tf.float32)
+        if images.shape[-1] == 1 and channels == 3:
+            images = tf.image.grayscale_to_rgb(images)
+        elif images.shape[-1] == 3 and channels == 1:
+            images = tf.image.rgb_to_grayscale(images)
+        images = tf.clip_by_value(tf.image.resize(images, size, antialias=True), 0.0, 255.0)
+        return images, tf.cast(labels, tf.int32)
+
+    # Resize whole batches when every raw image has the same shape; else resize first.
+    if fixed:
+        ds = ds.batch(batch_size).map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _augment(image, label, pair, flip):
+    """Random translation (zero pad 1/8 of the side, random crop) and optional flip."""
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(pair, 2))
+    shape = tf.shape(image)
+    pad = tf.maximum(1, tf.minimum(shape[0], shape[1]) // 8)
+    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+    static_shape = image.shape
+    image = tf.image.stateless_random_crop(padded, shape, seed=crop_seed)
+    image.set_shape(static_shape)
+    if flip:
+        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    return image, label

@@ -1,0 +1,299 @@
+"""AnyNet, RegNetX32 and the 24 RegNet constructors, in the Keras Applications style.
+
+All models take raw pixels in [0, 255] (a `Rescaling(1/255)` layer comes
+first when `include_preprocessing=True`), are functional Keras models with
+explicit layer names (see `keras_regnet.blocks`), and apply
+`classifier_activation` (tf-keras validated it but never applied it).
+"""
+
+import keras
+from keras import layers
+
+from keras_regnet import blocks, zoo
+from keras_regnet import weights as weights_lib
+from keras_regnet.specs import AnyNetSpec
+
+BASE_DOCSTRING = """Instantiates the {name} architecture{extra}.
+
+    Reference: [Designing Network Design Spaces](https://arxiv.org/abs/2003.13678)
+    (CVPR 2020). {what}
+
+    The model takes raw pixel values in [0, 255]: with
+    `include_preprocessing=True` a `Rescaling(1/255)` layer comes first.
+
+    Args:
+        include_top: whether to include the classifier (global average
+            pooling + dense layer). Defaults to `True`.
+        weights: `None` (random initialization), {imagenet}a path to a Keras
+            weights file, or a path to a legacy `.h5` weights file written by
+            tf-keras's RegNet of the same name. Defaults to `{default_weights}`.
+        input_tensor: optional Keras tensor (output of `keras.Input()`) to use
+            as the image input of the model.
+        input_shape: optional `(height, width, channels)`; spatial sizes may be
+            `None`, and must otherwise be at least {min_size}. Defaults to
+            `{default_shape}` (`(None, None, {channels})` without the top).
+        pooling: with `include_top=False`: `None` (4D feature map output),
+            `"avg"` or `"max"` (global pooling, 2D output).
+        classes: number of classes of the classifier. Defaults to `{classes}`.
+        classifier_activation: activation of the classifier: a name, a
+            callable, or `None` for logits. With pretrained weights only `None`
+            or `"softmax"`. Defaults to `"softmax"`.
+        include_preprocessing: whether to rescale inputs by 1/255 inside the
+            model. Defaults to `True`.
+        name: the model name, also the prefix of every layer name.
+
+    Returns:
+        A `keras.Model` instance.
+"""
+
+
+def _check_input_shape(input_shape, min_size, weights):
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
+    height, width, channels = input_shape
+    if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+        raise ValueError(f"input_shape channels must be an int >= 1, got {channels!r}")
+    for side in (height, width):
+        if side is None:
+            continue
+        if not isinstance(side, int) or isinstance(side, bool) or side < min_size:
+            raise ValueError(
+                f"input_shape height and width must be None or ints >= {min_size} "
+                f"(the model downsamples by {min_size}), got {input_shape!r}")
+    if weights == "imagenet" and channels != 3:
+        raise ValueError(f"weights='imagenet' needs 3 input channels, got input_shape {input_shape!r}")
+    return tuple(input_shape)
+
+
+def _resolve_input_shape(input_shape, input_tensor, default_shape, include_top):
+    if input_shape is not None:
+        return tuple(input_shape)
+    if input_tensor is not None:
+        return tuple(input_tensor.shape[1:])
+    if include_top:
+        return tuple(default_shape)
+    return (None, None, default_shape[2])
+
+
+def _check_arguments(include_top, weights, pooling, classes, classifier_activation, zoo_name):
+    if not isinstance(include_top, bool):
+        raise TypeError(f"include_top must be True or False, got {include_top!r}")
+    if weights == "imagenet" and zoo_name not in zoo.TF_KERAS_MODELS:
+        raise ValueError(f"weights='imagenet' is only available for {', '.join(zoo.TF_KERAS_MODELS)}")
+    if weights is not None and weights != "imagenet" and not isinstance(weights, str) and not hasattr(weights, "__fspath__"):
+        raise TypeError(f"weights must be None, 'imagenet' or a file path, got {weights!r}")
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"classes must be an int >= 1, got {classes!r}")
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(f"weights='imagenet' with include_top=True needs classes=1000, got {classes}")
+    if classifier_activation is not None:
+        try:
+            keras.activations.get(classifier_activation)
+        except (ValueError, TypeError):
+            raise ValueError(f"classifier_activation {classifier_activation!r} is not a Keras activation") from None
+    if weights is not None and include_top and classifier_activation not in (None, "softmax"):
+        raise ValueError(
+            "with pretrained weights, classifier_activation must be None or 'softmax', "
+            f"got {classifier_activation!r}")
+
+
+def _build(spec, *, zoo_name, default_shape, include_top, weights, input_tensor, input_shape,
+           pooling, classes, classifier_activation, include_preprocessing, name):
+    if not isinstance(spec, AnyNetSpec):
+        raise TypeError(f"spec must be a keras_regnet.AnyNetSpec, got {type(spec).__name__}")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    _check_arguments(include_top, weights, pooling, classes, classifier_activation, zoo_name)
+    shape = _resolve_input_shape(input_shape, input_tensor, default_shape, include_top)
+    shape = _check_input_shape(shape, spec.min_input_size, weights)
+
+    if input_tensor is None:
+        inputs = img_input = layers.Input(shape=shape, name=f"{name}_input")
+    else:
+        if not keras.utils.is_keras_tensor(input_tensor):
+            input_tensor = layers.Input(tensor=input_tensor, shape=shape)
+        img_input = input_tensor
+        inputs = keras.utils.get_source_inputs(input_tensor)[0]
+
+    x = img_input
+    if include_preprocessing:
+        x = layers.Rescaling(1.0 / 255.0, name=f"{name}_rescaling")(x)
+    x = blocks.body(x, spec, name)
+    if include_top:
+        x = blocks.head(x, classes, classifier_activation, name)
+    elif pooling == "avg":
+        x = layers.GlobalAveragePooling2D(name=f"{name}_avg_pool")(x)
+    elif pooling == "max":
+        x = layers.GlobalMaxPooling2D(name=f"{name}_max_pool")(x)
+    model = keras.Model(inputs, x, name=name)
+
+    if weights == "imagenet":
+        weights_lib.load_legacy_h5(model, weights_lib.imagenet_weights_path(zoo_name, include_top))
+    elif weights is not None:
+        weights_lib.load_weights(model, weights)
+    return model
+
+
+def AnyNet(
+    spec=None,
+    *,
+    stem_width=None,
+    stages=None,
+    block="x",
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name="anynet",
+):
+    """Instantiates an AnyNet: stem -> stages of blocks -> head.
+
+    Give either `spec` (a `keras_regnet.AnyNetSpec`) or `stem_width` and
+    `stages` (StageSpecs, or d2l-style tuples `(depth, width, group_width,
+    bottleneck_ratio[, stride, se_ratio])`) with `block` in "x", "y",
+    "resnet_bottleneck", "vgg", "inception". Other arguments as for
+    `keras_regnet.RegNetX002`; the default input is `(224, 224, 3)`, and
+    `weights` may be `None` or a weights file (there are no published ones).
+    """
+    if spec is not None and (stem_width is not None or stages is not None):
+        raise ValueError("give either spec or stem_width/stages, not both")
+    if spec is None:
+        if stem_width is None or stages is None:
+            raise ValueError("AnyNet needs spec=AnyNetSpec(...) or both stem_width and stages")
+        spec = AnyNetSpec(stem_width=stem_width, stages=stages, block=block)
+    return _build(
+        spec, zoo_name=None, default_shape=(224, 224, 3), include_top=include_top,
+        weights=weights, input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
+        classes=classes, classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing, name=name)
+
+
+def anynet_from_params(params, *, input_shape=None, classes=10, **kwargs):
+    """An AnyNet from a dict shaped like the blog's `params`.
+
+    Keys: `block_type` ("bottleneck"/"resnet_bottleneck", "vgg", "inception";
+    "x"/"y" also accepted), `num_stages`, `num_blocks_per_stage` (m ints),
+    `num_channels` (m + 1 ints: stem width, then each stage's width),
+    `bottleneck_ratio` (the blog's *expansion*: the 3x3 runs at width x ratio),
+    `group_width`. As in the blog (a CIFAR network), the stem keeps the
+    resolution and the first stage does not downsample; the default input is
+    32x32x3 and classes default to 10.
+    """
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict like the blog's, got {type(params).__name__}")
+    required = ("block_type", "num_stages", "num_blocks_per_stage", "num_channels")
+    missing = [k for k in required if k not in params]
+    if missing:
+        raise ValueError(f"params is missing {missing}; it needs {list(required)}")
+    block = {"bottleneck": "resnet_bottleneck"}.get(params["block_type"], params["block_type"])
+    m = params["num_stages"]
+    depths, channels = list(params["num_blocks_per_stage"]), list(params["num_channels"])
+    if len(depths) != m or len(channels) != m + 1:
+        raise ValueError(
+            f"num_blocks_per_stage needs num_stages={m} entries and num_channels {m + 1} "
+            f"(stem + stages), got {len(depths)} and {len(channels)}")
+    expansion = params.get("bottleneck_ratio", 1)
+    group_width = params.get("group_width", 1)
+    stages = [
+        (depth, width, group_width, 1.0 / expansion, 1 if i == 0 else 2)
+        for i, (depth, width) in enumerate(zip(depths, channels[1:]))
+    ]
+    spec = AnyNetSpec(stem_width=channels[0], stages=stages, block=block, stem_stride=1)
+    kwargs.setdefault("name", f"anynet_{block}")
+    return AnyNet(spec, input_shape=input_shape or (32, 32, 3), classes=classes, **kwargs)
+
+
+def _zoo_model(zoo_name, *, include_top, weights, input_tensor, input_shape, pooling, classes,
+               classifier_activation, include_preprocessing, name):
+    return _build(
+        zoo.get_spec(zoo_name), zoo_name=zoo_name, default_shape=zoo.default_input_shape(zoo_name),
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing, name=name)
+
+
+def RegNetX32(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name="regnetx32",
+):
+    return _zoo_model(
+        "RegNetX32", include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing, name=name)
+
+
+RegNetX32.__doc__ = BASE_DOCSTRING.format(
+    name="RegNetX32", extra=" of d2l (Dive into Deep Learning, section 8.8)",
+    what="Stem 32; stages (4 blocks, width 32) and (6, 80), group width 16, no bottleneck.",
+    imagenet="", default_weights="None", min_size=8, default_shape=(96, 96, 1), channels=1,
+    classes=10)
+
+
+def _make_zoo_constructor(zoo_name):
+    def constructor(
+        include_top=True,
+        weights="imagenet",
+        input_tensor=None,
+        input_shape=None,
+        pooling=None,
+        classes=1000,
+        classifier_activation="softmax",
+        include_preprocessing=True,
+        name=zoo_name.lower(),
+    ):
+        return _zoo_model(
+            zoo_name, include_top=include_top, weights=weights, input_tensor=input_tensor,
+            input_shape=input_shape, pooling=pooling, classes=classes,
+            classifier_activation=classifier_activation,
+            include_preprocessing=include_preprocessing, name=name)
+
+    gflops = int(zoo_name[-3:]) / 10
+    constructor.__name__ = constructor.__qualname__ = zoo_name
+    constructor.__doc__ = BASE_DOCSTRING.format(
+        name=zoo_name, extra=f" ({'X' if zoo_name[6] == 'X' else 'Y'} block, about {gflops:g} GF)",
+        what="tf-keras shipped it and Keras 3 dropped it; same weights, same outputs.",
+        imagenet='`"imagenet"` (the weights tf-keras published), ', default_weights='"imagenet"',
+        min_size=32, default_shape=(224, 224, 3), channels=3, classes=1000)
+    return constructor
+
+
+for _zoo_name in zoo.TF_KERAS_MODELS:
+    globals()[_zoo_name] = _make_zoo_constructor(_zoo_name)
+del _zoo_name
+
+load_weights = weights_lib.load_weights
+
+
+def build_model(model, *, input_shape=None, classes=None, weights=None, **kwargs):
+    """A model by zoo name or spec .json path (what the command line accepts).
+
+    Unlike the zoo constructors, `weights` defaults to None here: commands
+    build models to train them. `input_shape`/`classes` default to the zoo's.
+    """
+    name, spec = zoo.resolve(model)
+    if name in zoo.ZOO:
+        input_shape = input_shape or zoo.default_input_shape(name)
+        classes = classes or zoo.default_classes(name)
+        constructor = RegNetX32 if name == "RegNetX32" else globals()[name]
+        return constructor(weights=weights, input_shape=input_shape, classes=classes, **kwargs)
+    safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in name) or "anynet"
+    kwargs.setdefault("name", safe)
+    return AnyNet(spec, weights=weights, input_shape=input_shape or (224, 224, 3),
+                  classes=classes or 1000, **kwargs)
+
+__all__ = ["AnyNet", "anynet_from_params", "build_model", "RegNetX32", "load_weights", *zoo.TF_KERAS_MODELS]

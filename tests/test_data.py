@@ -1,0 +1,326 @@
+"""Tests for keras_regnet.data: offline, small, no downloads ever."""
+
+import math
+import os
+import socket
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_regnet import data
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any attempt to open a Python-level connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("keras_regnet.data tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def collect(split):
+    """All (images, labels) of a batched split as numpy arrays."""
+    images, labels = zip(*((x.numpy(), y.numpy()) for x, y in split))
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def first_batch(split):
+    x, y = next(iter(split))
+    return x.numpy(), y.numpy()
+
+
+# ----------------------------------------------------------------------------- digits
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits", batch_size=64)
+
+
+def test_digits_loads_offline_with_documented_metadata(digits):
+    assert digits.name == "digits"
+    assert digits.num_classes == 10
+    assert digits.class_names == [str(i) for i in range(10)]
+    assert digits.input_shape == (32, 32, 1)
+    assert digits.steps_per_epoch == math.ceil(digits.num_examples["train"] / 64)
+    assert "digits" in data.DATASETS and data.available_datasets() == data.DATASETS
+
+
+def test_digits_batches_shapes_dtypes_and_range(digits):
+    x, y = first_batch(digits.train)
+    assert x.shape == (64, 32, 32, 1) and x.dtype == np.float32
+    assert y.shape == (64,) and y.dtype == np.int32
+    assert x.min() >= 0.0 and x.max() <= 255.0
+    assert x.max() > 200.0  # rescaled from 0..16 to 0..255, not left raw
+    assert set(np.unique(y)) <= set(range(10))
+    assert digits.train.element_spec[0].shape.as_list() == [None, 32, 32, 1]
+
+
+def test_digits_splits_cover_dataset_and_are_stratified(digits):
+    n = digits.num_examples
+    assert sum(n.values()) == 1797
+    assert n["train"] > n["test"] > n["validation"] > 0
+    assert abs(n["validation"] / 1797 - 0.10) < 0.01 and abs(n["test"] / 1797 - 0.15) < 0.01
+    for split in ("train", "validation", "test"):
+        images, labels = collect(getattr(digits, split))
+        assert len(labels) == n[split]
+        counts = np.bincount(labels, minlength=10)
+        assert (counts > 0).all(), (split, counts)
+        # Stratified: each class's share matches the whole dataset's (~10%) closely.
+        assert np.abs(counts / counts.sum() - 0.1).max() < 0.02, (split, counts)
+
+
+def test_digits_pixels_are_the_rescaled_originals():
+    from sklearn.datasets import load_digits
+
+    ds = data.load("digits", image_size=8, batch_size=512)  # 8x8: resize is the identity
+    images = np.concatenate([collect(getattr(ds, s))[0] for s in ("train", "validation", "test")])
+    expected = np.round(load_digits().images * 255.0 / 16.0)
+    # Same multiset of images: compare sorted per-image pixel sums and the exact pixel values.
+    np.testing.assert_allclose(np.sort(images.sum(axis=(1, 2, 3))),
+                               np.sort(expected.sum(axis=(1, 2))), atol=1e-3)
+    assert set(np.unique(images)) == set(np.unique(expected))
+
+
+@pytest.mark.parametrize("image_size, channels, shape", [
+    (20, None, (20, 20, 1)),
+    ((16, 24), 3, (16, 24, 3)),
+])
+def test_digits_resize_and_channels(image_size, channels, shape):
+    ds = data.load("digits", image_size=image_size, channels=channels, batch_size=8)
+    assert ds.input_shape == shape
+    x, _ = first_batch(ds.test)
+    assert x.shape == (8, *shape)
+    if shape[-1] == 3:  # grayscale converted to RGB: equal channels
+        np.testing.assert_array_equal(x[..., 0], x[..., 2])
+
+
+def test_same_seed_is_deterministic_and_train_reshuffles_each_epoch():
+    a = data.load("digits", seed=3, batch_size=32)
+    b = data.load("digits", seed=3, batch_size=32)
+    xa, ya = first_batch(a.train)
+    xb, yb = first_batch(b.train)
+    np.testing.assert_array_equal(xa, xb)
+    np.testing.assert_array_equal(ya, yb)
+    np.testing.assert_array_equal(collect(a.test)[1], collect(b.test)[1])
+    # A new epoch (new iterator) is a new order; another seed is another order.
+    assert not np.array_equal(first_batch(a.train)[1], first_batch(a.train)[1])
+    other = data.load("digits", seed=4, batch_size=32)
+    assert not np.array_equal(first_batch(other.train)[1], yb)
+    # Validation and test are not shuffled: two passes give the same order.
+    np.testing.assert_array_equal(collect(a.validation)[1], collect(a.validation)[1])
+
+
+def test_digits_split_does_not_depend_on_seed():
+    a, b = data.load("digits", seed=1), data.load("digits", seed=2)
+    np.testing.assert_array_equal(collect(a.test)[0], collect(b.test)[0])
+
+
+def test_augmentation_changes_train_only_and_only_translates_digits():
+    plain = data.load("digits", image_size=8, batch_size=64, seed=5)
+    aug = data.load("digits", image_size=8, batch_size=64, seed=5, augment=True)
+    x0, y0 = first_batch(plain.train)
+    x1, y1 = first_batch(aug.train)
+    np.testing.assert_array_equal(y0, y1)  # same shuffle order, same labels
+    changed = [not np.array_equal(a, b) for a, b in zip(x0, x1)]
+    assert sum(changed) > len(changed) // 2
+    assert x1.min() >= 0.0 and x1.max() <= 255.0
+    np.testing.assert_array_equal(collect(plain.test)[0], collect(aug.test)[0])
+    np.testing.assert_array_equal(collect(plain.validation)[0], collect(aug.validation)[0])
+    # Every augmented digit is its original shifted by at most 1 pixel (zero fill),
+    # never mirrored: flips would turn digits into other symbols.
+    padded = np.pad(x0[..., 0], ((0, 0), (1, 1), (1, 1)))
+    for i, image in enumerate(x1[..., 0]):
+        shifts = [padded[i, 1 + dy:9 + dy, 1 + dx:9 + dx]
+                  for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        assert any(np.array_equal(image, s) for s in shifts), f"example {i} is not a translation"
+
+
+# ----------------------------------------------------------------------------- TFDS
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "mnist", "cifar10"])
+def test_tfds_not_prepared_fails_immediately_with_instructions(name, tmp_path):
+    start = time.monotonic()
+    with pytest.raises(FileNotFoundError) as info:
+        data.load(name, data_dir=str(tmp_path))
+    assert time.monotonic() - start < 5.0
+    message = str(info.value)
+    assert repr(name) in message and str(tmp_path) in message
+    assert f"tfds build {name} --data_dir" in message and "--data-dir" in message
+    assert os.listdir(tmp_path) == []  # nothing downloaded or created
+
+
+def test_unknown_dataset_name_suggests_choices(tmp_path):
+    with pytest.raises(ValueError, match="Unknown dataset 'fashon_mnist'") as info:
+        data.load("fashon_mnist", data_dir=str(tmp_path))
+    assert "Did you mean: fashion_mnist" in str(info.value)
+    with pytest.raises(ValueError, match="digits, fashion_mnist, mnist, cifar10"):
+        data.load("no_such_dataset_qqq", data_dir=str(tmp_path))
+
+
+def test_tfds_dataset_that_is_not_image_classification_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="'imdb_reviews' is not an image-classification"):
+        data.load("imdb_reviews", data_dir=str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def tiny_tfds(tmp_path_factory):
+    """A real prepared TFDS dataset (train: 40 images, test: 9) built offline."""
+    import tensorflow_datasets as tfds
+
+    class KerasRegnetTinyImages(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(
+                builder=self,
+                features=tfds.features.FeaturesDict({
+                    "image": tfds.features.Image(shape=(12, 12, 3)),
+                    "label": tfds.features.ClassLabel(names=["cat", "dog", "owl"])}),
+                supervised_keys=("image", "label"))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(range(40)),
+                    "test": self._generate_examples(range(40, 49))}
+
+        def _generate_examples(self, ids):
+            for i in ids:  # pixel value = example id, so splits can be told apart
+                yield i, {"image": np.full((12, 12, 3), i, np.uint8), "label": i % 3}
+
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    tfds.builder("keras_regnet_tiny_images", data_dir=data_dir).download_and_prepare()
+    return "keras_regnet_tiny_images", data_dir
+
+
+def test_prepared_tfds_dataset_carves_validation_from_train(tiny_tfds):
+    name, data_dir = tiny_tfds
+    ds = data.load(name, data_dir=data_dir, batch_size=8, validation_fraction=0.25, channels=1)
+    assert ds.class_names == ["cat", "dog", "owl"] and ds.num_classes == 3
+    assert ds.input_shape == (32, 32, 1)  # default size for other TFDS names; RGB -> gray
+    assert ds.num_examples == {"train": 30, "validation": 10, "test": 9}
+    assert ds.steps_per_epoch == 4
+    ids = {}
+    for split in ("train", "validation", "test"):
+        x, y = collect(getattr(ds, split))
+        assert x.shape[1:] == (32, 32, 1) and x.dtype == np.float32 and y.dtype == np.int32
+        assert len(y) == ds.num_examples[split]
+        example_ids = np.round(x[:, 0, 0, 0]).astype(int)
+        np.testing.assert_array_equal(y, example_ids % 3)  # label follows its image
+        ids[split] = set(example_ids)
+    assert ids["train"] | ids["validation"] == set(range(40))
+    assert not ids["train"] & ids["validation"]
+    assert ids["test"] == set(range(40, 49))  # the official test split, untouched
+
+
+def test_prepared_tfds_dataset_rejects_test_fraction_when_test_split_exists(tiny_tfds):
+    name, data_dir = tiny_tfds
+    with pytest.raises(ValueError, match="test_fraction"):
+        data.load(name, data_dir=data_dir, test_fraction=0.2)
+
+
+# ----------------------------------------------------------------------------- folders
+
+COLORS = {"apple": (255, 0, 0), "kiwi": (0, 255, 0), "plum": (0, 0, 255)}
+
+
+def write_image(path, array):
+    encode = tf.io.encode_jpeg if path.endswith(".jpg") else tf.io.encode_png
+    tf.io.write_file(path, encode(tf.constant(array, tf.uint8)))
+
+
+@pytest.fixture()
+def image_folder(tmp_path):
+    root = tmp_path / "fruit"
+    for cls, color in COLORS.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(5):  # different sizes: the loader must resize
+            write_image(str(root / cls / f"{i}.png"), np.full((10 + i, 14, 3), color, np.uint8))
+    (root / "apple" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_image_folder_loads_by_path_and_by_folder_name(image_folder):
+    ds = data.load(str(image_folder), image_size=16, batch_size=4)
+    assert ds.class_names == ["apple", "kiwi", "plum"] and ds.num_classes == 3
+    assert ds.input_shape == (16, 16, 3)
+    assert sum(ds.num_examples.values()) == 15
+    for split in ("train", "validation", "test"):
+        x, y = collect(getattr(ds, split))
+        assert x.shape[1:] == (16, 16, 3) and x.dtype == np.float32 and y.dtype == np.int32
+        assert set(y) == {0, 1, 2}  # every class in every split
+        # Each image's colour is its class's colour: labels follow the folders.
+        expected = np.array([COLORS[ds.class_names[label]] for label in y])
+        np.testing.assert_allclose(x[:, 8, 8, :], expected, atol=1.0)
+    same = data.load("folder", data_dir=image_folder, image_size=16, batch_size=4)
+    np.testing.assert_array_equal(collect(same.test)[0], collect(ds.test)[0])
+
+
+def test_image_folder_default_size_channels_and_augment(image_folder):
+    ds = data.load(image_folder, channels=1, augment=True, batch_size=32)
+    assert ds.input_shape == (64, 64, 1)
+    x, _ = first_batch(ds.train)
+    assert x.shape[1:] == (64, 64, 1) and 0.0 <= x.min() and x.max() <= 255.0
+
+
+def test_image_folder_errors_name_the_path(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=str(empty)):
+        data.load(str(empty))
+    (empty / "a").mkdir()
+    (empty / "b").mkdir()
+    with pytest.raises(ValueError, match=str(empty)):  # class folders without images
+        data.load(str(empty))
+    missing = tmp_path / "missing"
+    with pytest.raises(ValueError, match=str(missing)):
+        data.load("folder", data_dir=str(missing))
+    with pytest.raises(ValueError, match="data_dir"):
+        data.load("folder")
+
+
+def test_image_folder_needs_two_classes_and_three_images_per_class(tmp_path):
+    one = tmp_path / "one"
+    (one / "a").mkdir(parents=True)
+    for i in range(4):
+        write_image(str(one / "a" / f"{i}.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="at least 2 class"):
+        data.load(str(one))
+    (one / "b").mkdir()
+    write_image(str(one / "b" / "0.jpg"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="class 'b' has only 1 example"):
+        data.load(str(one))
+
+
+# ----------------------------------------------------------------------------- arguments
+
+@pytest.mark.parametrize("kwargs, arg", [
+    (dict(image_size=4), "image_size"),
+    (dict(image_size=32.0), "image_size"),
+    (dict(image_size="32"), "image_size"),
+    (dict(image_size=True), "image_size"),
+    (dict(image_size=(32,)), "image_size"),
+    (dict(image_size=(32, 7)), "image_size"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(batch_size=2.5), "batch_size"),
+    (dict(validation_fraction=0), "validation_fraction"),
+    (dict(validation_fraction=0.5), "validation_fraction"),
+    (dict(validation_fraction=-0.1), "validation_fraction"),
+    (dict(test_fraction=0.7), "test_fraction"),
+    (dict(channels=2), "channels"),
+    (dict(seed=-1), "seed"),
+    (dict(augment="yes"), "augment"),
+])
+def test_bad_arguments_raise_value_error_naming_argument(kwargs, arg):
+    with pytest.raises(ValueError, match=f"`{arg}`") as info:
+        data.load("digits", **kwargs)
+    message = str(info.value)
+    assert any(word in message for word in (">=", "range", "None, 1 or 3", "True or False"))
+
+
+def test_bad_name_type():
+    with pytest.raises(ValueError, match="`name`"):
+        data.load(None)
