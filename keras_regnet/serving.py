@@ -1,0 +1,544 @@
+"""Serve an exported SavedModel over the TF Serving REST API (a subset).
+
+Why: to try an export end to end (curl, a notebook, a load test) without
+Docker, and with the *same* URLs and JSON as TF Serving, so clients written
+against this server work unchanged against the real one. The folder written
+by `keras_regnet.export.export_saved_model` is servable by TF Serving as is:
+
+    docker run -p 8501:8501 -v "$PWD/DIR:/models/NAME" -e MODEL_NAME=NAME \\
+        tensorflow/serving
+
+(`DIR` is the base folder holding the numbered version folders.)
+
+Endpoints (`NAME` is the served name, `N` a version):
+
+    GET  /v1/models/NAME[/versions/N]            model_version_status
+    GET  /v1/models/NAME[/versions/N]/metadata   signature_def
+    POST /v1/models/NAME[/versions/N]:predict    {"instances": [...]} (row) or
+                                                 {"inputs": ...} (columnar),
+                                                 optional "signature_name"
+
+Row requests are answered `{"predictions": [...]}` (one dict per instance when
+the signature has several outputs), columnar ones `{"outputs": ...}`. Errors
+are `{"error": "..."}` with a 4xx status (404 unknown model/version/path, 400
+bad request, 411 no Content-Length, 413 body over `max_body_bytes`).
+
+Input rules, stricter than TF Serving so bad data fails loudly: numbers only
+(no strings, booleans or nulls), a rectangular batch of rank 4 whose image
+size matches the signature, at least one instance, finite values (the JSON
+`NaN`/`Infinity` extensions are refused). For a uint8 signature every value
+must be a whole number in [0, 255] (`12.0` is accepted, `12.5` and `256` are
+refused rather than silently truncated or wrapped).
+
+Design: the standard library's `http.server.ThreadingHTTPServer` parses HTTP
+(one thread per connection, HTTP/1.1 keep-alive); the loaded concrete
+function is thread-safe and TensorFlow releases the GIL while it runs, so
+concurrent requests overlap JSON work with model work. A semaphore bounds
+how many batches run the model at once (`max_concurrent`).
+"""
+
+import http.server
+import json
+import logging
+import os
+import re
+import socket
+import threading
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+_DRAIN_BYTES = 16 * 1024 * 1024  # oversized bodies up to limit+this are read
+_PATH = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?"
+    r"(?P<tail>/metadata|:predict)?/?$"
+)
+
+
+class RequestError(Exception):
+    """A client error: answered as `{"error": message}` with `status`."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+def resolve_version_dir(model_dir):
+    """Return `(version, folder)` for a base folder or a version folder.
+
+    A base folder serves its highest numbered subfolder holding a
+    `saved_model.pb` (TF Serving's default policy); a folder holding
+    `saved_model.pb` itself is served as its own name's version (1 when the
+    name is not a number).
+    """
+    if not isinstance(model_dir, (str, os.PathLike)):
+        raise TypeError(f"model_dir must be a str or os.PathLike, got {model_dir!r}")
+    model_dir = os.fspath(model_dir)
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(f"model_dir {model_dir!r} is not a directory")
+    if os.path.isfile(os.path.join(model_dir, "saved_model.pb")):
+        name = os.path.basename(os.path.normpath(model_dir))
+        return (int(name) if name.isdigit() else 1), model_dir
+    versions = [
+        int(entry) for entry in os.listdir(model_dir)
+        if entry.isdigit()
+        and os.path.isfile(os.path.join(model_dir, entry, "saved_model.pb"))
+    ]
+    if not versions:
+        raise FileNotFoundError(
+            f"model_dir {model_dir!r} holds no SavedModel: expected "
+            "saved_model.pb in it or in a numbered version subfolder"
+        )
+    version = max(versions)
+    return version, os.path.join(model_dir, str(version))
+
+
+class ServedModel:
+    """A loaded SavedModel plus the request -> tensor -> JSON logic.
+
+    Independent of HTTP so it can be tested and reused; `predict(body)` takes
+    the parsed JSON request and returns the JSON-ready answer or raises
+    `RequestError`.
+    """
+
+    def __init__(self, model_dir, *, max_concurrent=4):
+        import tensorflow as tf
+
+        if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int):
+            raise TypeError(f"max_concurrent must be an int >= 1, got {max_concurrent!r}")
+        if max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be an int >= 1, got {max_concurrent}")
+        self.version, self.path = resolve_version_dir(model_dir)
+        self._tf = tf
+        self._loaded = tf.saved_model.load(self.path)  # keeps variables alive
+        self.signatures = {
+            key: fn for key, fn in self._loaded.signatures.items()
+            if not key.startswith("__")
+        }
+        if not self.signatures:
+            raise ValueError(f"the SavedModel at {self.path!r} has no signatures")
+        self.signature_defs = _signature_defs(self.path)
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+
+    def status(self):
+        return {"model_version_status": [{
+            "version": str(self.version),
+            "state": "AVAILABLE",
+            "status": {"error_code": "OK", "error_message": ""},
+        }]}
+
+    def metadata(self, name):
+        return {
+            "model_spec": {"name": name, "signature_name": "",
+                           "version": str(self.version)},
+            "metadata": {"signature_def": {
+                "signature_def": self.signature_defs}},
+        }
+
+    def predict(self, body):
+        if not isinstance(body, dict):
+            raise RequestError(400, "request body must be a JSON object")
+        signature_name = body.get("signature_name", "serving_default")
+        if not isinstance(signature_name, str):
+            raise RequestError(400, '"signature_name" must be a string')
+        fn = self.signatures.get(signature_name)
+        if fn is None:
+            raise RequestError(
+                400, f"signature_name {signature_name!r} not found; available: "
+                f"{sorted(self.signatures)}"
+            )
+        specs = fn.structured_input_signature[1]
+        has_rows, has_columns = "instances" in body, "inputs" in body
+        if has_rows == has_columns:
+            raise RequestError(
+                400, 'request must have exactly one of "instances" (row '
+                'format) or "inputs" (columnar format)'
+            )
+        if has_rows:
+            feeds = _rows_to_columns(body["instances"], specs)
+        else:
+            feeds = body["inputs"]
+            if len(specs) == 1 and not isinstance(feeds, dict):
+                feeds = {next(iter(specs)): feeds}
+            if not isinstance(feeds, dict) or set(feeds) != set(specs):
+                raise RequestError(
+                    400, f'"inputs" must map the input names {sorted(specs)} '
+                    "to tensors"
+                )
+        tensors = {
+            key: _to_tensor(key, value, specs[key]) for key, value in feeds.items()
+        }
+        if len({t.shape[:1] for t in tensors.values()}) != 1:
+            raise RequestError(400, "all inputs must have the same batch size")
+        try:
+            with self._slots:
+                outputs = fn(**{k: self._tf.constant(v) for k, v in tensors.items()})
+        except self._tf.errors.InvalidArgumentError as error:
+            raise RequestError(400, f"the model rejected the input: {error.message}") from None
+        outputs = {key: value.numpy().tolist() for key, value in outputs.items()}
+        if has_columns:
+            if len(outputs) == 1:
+                return {"outputs": next(iter(outputs.values()))}
+            return {"outputs": outputs}
+        if len(outputs) == 1:
+            return {"predictions": next(iter(outputs.values()))}
+        keys = sorted(outputs)
+        return {"predictions": [
+            dict(zip(keys, row)) for row in zip(*(outputs[k] for k in keys))
+        ]}
+
+
+def _signature_defs(path):
+    """The SignatureDefs as TF Serving's metadata JSON spells them."""
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as handle:
+        saved.ParseFromString(handle.read())
+    defs = saved.meta_graphs[0].signature_def
+    return {
+        key: json_format.MessageToDict(
+            value, preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True)
+        for key, value in defs.items()
+    }
+
+
+def _rows_to_columns(instances, specs):
+    if not isinstance(instances, list):
+        raise RequestError(400, '"instances" must be a list')
+    if not instances:
+        raise RequestError(400, '"instances" is empty: send at least one instance')
+    if all(isinstance(row, dict) for row in instances):
+        if any(set(row) != set(specs) for row in instances):
+            raise RequestError(
+                400, f"each instance must name the inputs {sorted(specs)}"
+            )
+        return {key: [row[key] for row in instances] for key in specs}
+    if len(specs) != 1:
+        raise RequestError(
+            400, f"the signature has several inputs {sorted(specs)}: send each "
+            "instance as an object naming them"
+        )
+    return {next(iter(specs)): instances}
+
+
+def _to_tensor(name, value, spec):
+    """JSON value -> numpy array of `spec`'s dtype and shape, or RequestError."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, OverflowError):
+        raise RequestError(
+            400, f"input {name!r} is not a rectangular array (rows of "
+            "different lengths)"
+        ) from None
+    if array.dtype.kind not in "iuf" or array.dtype == object:
+        raise RequestError(
+            400, f"input {name!r} must contain only numbers (got "
+            f"{'strings' if array.dtype.kind in 'US' else 'non-numbers'})"
+        )
+    if array.ndim and array.shape[0] == 0:
+        raise RequestError(400, f"input {name!r} is an empty batch")
+    want = spec.shape
+    if want.rank is not None:
+        if array.ndim != want.rank:
+            raise RequestError(
+                400, f"input {name!r} must have rank {want.rank} "
+                f"{_shape_text(want)}, got rank {array.ndim} {list(array.shape)}"
+            )
+        for got, expected in zip(array.shape, want.as_list()):
+            if expected is not None and got != expected:
+                raise RequestError(
+                    400, f"input {name!r} must have shape {_shape_text(want)}, "
+                    f"got {list(array.shape)}"
+                )
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise RequestError(400, f"input {name!r} contains NaN or infinity")
+    dtype = spec.dtype.as_numpy_dtype
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        if array.dtype.kind == "f" and not np.all(array == np.floor(array)):
+            raise RequestError(
+                400, f"input {name!r} has dtype {spec.dtype.name}: values must "
+                "be whole numbers"
+            )
+        if array.size and (array.min() < info.min or array.max() > info.max):
+            raise RequestError(
+                400, f"input {name!r} has dtype {spec.dtype.name}: values must "
+                f"be in [{info.min}, {info.max}]"
+            )
+    cast = array.astype(dtype)
+    if cast.dtype.kind == "f" and not np.all(np.isfinite(cast)):
+        raise RequestError(
+            400, f"input {name!r} has values out of range for {spec.dtype.name}"
+        )
+    return cast
+
+
+def _shape_text(shape):
+    return "[" + ", ".join("-1" if d is None else str(d) for d in shape.as_list()) + "]"
+
+
+def _reject_constant(token):
+    raise RequestError(400, f"JSON {token} is not allowed: values must be finite")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive for load tests and clients
+    server_version = "keras-regnet-serving"
+    timeout = 60  # drop idle keep-alive connections so threads end
+    # Headers and body go out in two writes; with Nagle on, the second waits
+    # for the client's delayed ACK (~40 ms per request on keep-alive).
+    disable_nagle_algorithm = True
+
+    def log_message(self, format, *args):  # noqa: A002 - stdlib signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _send(self, status, payload):
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _route(self):
+        match = _PATH.match(self.path.split("?", 1)[0])
+        if match is None:
+            raise RequestError(404, f"unknown path {self.path!r}; expected "
+                               "/v1/models/NAME[/versions/N][/metadata|:predict]")
+        app = self.server.app
+        name = match["name"]
+        if name != app.name:
+            raise RequestError(404, f"Servable not found for request: model "
+                               f"{name!r} is not served (serving {app.name!r})")
+        version = match["version"]
+        if version is not None and version != str(app.model.version):
+            raise RequestError(404, f"model {name!r} has no version {version!r} "
+                               f"(serving version {app.model.version})")
+        return app, match["tail"]
+
+    def _handle(self, method):
+        try:
+            app, tail = self._route()
+            if method == "GET":
+                if tail == ":predict":
+                    raise RequestError(405, "predict needs POST")
+                if tail == "/metadata":
+                    return self._send(200, app.model.metadata(app.name))
+                return self._send(200, app.model.status())
+            if tail != ":predict":
+                raise RequestError(405, "POST is only for NAME:predict")
+            body = self._read_json(app.max_body_bytes)
+            return self._send(200, app.model.predict(body))
+        except RequestError as error:
+            return self._send(error.status, {"error": str(error)})
+        except Exception as error:  # the model itself failed
+            log.exception("predict failed")
+            return self._send(500, {"error": f"{type(error).__name__}: {error}"})
+
+    def _read_json(self, limit):
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise RequestError(411, "chunked bodies are not supported; send "
+                               "Content-Length")
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self.close_connection = True
+            raise RequestError(411, "a Content-Length header is required")
+        length = int(length)
+        if length > limit:
+            self.close_connection = True
+            if length <= limit + _DRAIN_BYTES:
+                # Read and drop the body: closing with unread data would reset
+                # the connection before the client can read the 413.
+                remaining = length
+                while remaining > 0:
+                    chunk = self.rfile.read(min(1 << 16, remaining))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+            raise RequestError(413, f"request body of {length} bytes exceeds "
+                               f"the limit of {limit} bytes")
+        raw = self.rfile.read(length)
+        try:
+            return json.loads(raw, parse_constant=_reject_constant)
+        except RequestError:
+            raise
+        except (ValueError, UnicodeDecodeError) as error:
+            raise RequestError(400, f"malformed JSON: {error}") from None
+        except RecursionError:
+            raise RequestError(400, "malformed JSON: nested too deeply") from None
+
+    def handle_expect_100(self):
+        """Refuse an announced oversized body before the client sends it."""
+        length = self.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.server.app.max_body_bytes:
+            self.close_connection = True
+            self._send(413, {"error": f"request body of {length} bytes exceeds "
+                             f"the limit of {self.server.app.max_body_bytes} bytes"})
+            return False
+        return super().handle_expect_100()
+
+    def do_GET(self):  # noqa: N802 - stdlib name
+        self._handle("GET")
+
+    def do_POST(self):  # noqa: N802 - stdlib name
+        self._handle("POST")
+
+
+class _HTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # accept bursts of concurrent clients
+
+    def __init__(self, *args, **kwargs):
+        self._open = set()
+        self._open_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self):
+        """End idle keep-alive connections so their threads exit now."""
+        with self._open_lock:
+            for request in list(self._open):
+                try:
+                    request.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class ModelServer:
+    """The HTTP server for one SavedModel, run on a background thread.
+
+    Use as a context manager (or `start()` / `stop()`); `port=0` picks a free
+    port, readable from `.port` after start. `serve_forever()` blocks instead.
+    """
+
+    def __init__(self, model_dir, *, name="model", host="127.0.0.1", port=8501,
+                 max_body_bytes=DEFAULT_MAX_BODY_BYTES, max_concurrent=4):
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ValueError(f"name must be a non-empty string of letters, "
+                             f"digits, '_', '.', '-', got {name!r}")
+        if not isinstance(host, str) or not host:
+            raise TypeError(f"host must be a non-empty string, got {host!r}")
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise TypeError(f"port must be an int in [0, 65535], got {port!r}")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int in [0, 65535], got {port}")
+        if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
+            raise TypeError(f"max_body_bytes must be an int >= 1, got {max_body_bytes!r}")
+        if max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be an int >= 1, got {max_body_bytes}")
+        self.name = name
+        self.host = host
+        self.max_body_bytes = max_body_bytes
+        self.model = ServedModel(model_dir, max_concurrent=max_concurrent)
+        self._requested_port = port
+        self._httpd = None
+        self._thread = None
+
+    @property
+    def port(self):
+        return None if self._httpd is None else self._httpd.server_address[1]
+
+    @property
+    def url(self):
+        return f"http://{self.host}:{self.port}/v1/models/{self.name}"
+
+    def _bind(self):
+        if self._httpd is not None:
+            raise RuntimeError("server already started")
+        self._httpd = _HTTPServer((self.host, self._requested_port), _Handler)
+        self._httpd.app = self
+
+    def start(self):
+        """Bind and serve on a daemon thread; return the bound port."""
+        self._bind()
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+            name=f"keras-regnet-serve-{self.port}", daemon=True)
+        self._thread.start()
+        return self.port
+
+    def serve_forever(self):
+        """Bind and serve on this thread until `stop()` from another thread."""
+        self._bind()
+        httpd = self._httpd
+        try:
+            httpd.serve_forever(poll_interval=0.1)
+        finally:
+            httpd.close_connections()
+            httpd.server_close()
+
+    def stop(self, timeout=10):
+        """Stop accepting requests, close the socket, join the thread."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        httpd.shutdown()
+        self._httpd, self._thread = None, None
+        if thread is not None:
+            thread.join(timeout)
+            httpd.close_connections()
+            httpd.server_close()
+            if thread.is_alive():
+                raise RuntimeError("server thread did not stop")
+
+    @property
+    def thread(self):
+        """The background thread serving requests (None when not started)."""
+        return self._thread
+
+    @property
+    def running(self):
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def serve(model_dir, *, name="model", host="127.0.0.1", port=8501,
+          max_body_bytes=DEFAULT_MAX_BODY_BYTES, max_concurrent=4, ready=None):
+    """Serve `model_dir` until Ctrl-C or SIGTERM; return 0.
+
+    `ready`, if given, is called with the running `ModelServer` (the CLI uses
+    it to print the URL).
+    """
+    import signal
+
+    server = ModelServer(model_dir, name=name, host=host, port=port,
+                         max_body_bytes=max_body_bytes,
+                         max_concurrent=max_concurrent)
+    stop = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start()
+    try:
+        if ready is not None:
+            ready(server)
+        while not stop.wait(0.5) and server.running:
+            pass
+    finally:
+        server.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return 0

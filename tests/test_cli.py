@@ -1,0 +1,43 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from keras_regnet.specs import AnyNetSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "apps.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_summary_of_regnetx32():
+    result = run_cli("summary", "RegNetX32")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "stem output shape: (1, 48, 48, 32)" in out
+    assert "stage1 output shape: (1, 24, 24, 32)" in out
+    assert "stage2 output shape: (1, 12, 12, 80)" in out
+    assert "head output shape: (1, 10)" in out
+    assert "flops (multiply-adds): 40,293,162  params: 177,322  acts: 622,090" in out
+
+
+def test_summary_with_input_shape_classes_and_spec_file(tmp_path):
+    spec = tmp_path / "tiny.json"
+    spec.write_text(AnyNetSpec(16, [(1, 16, 8), (2, 32, 8)]).to_json())
+    result = run_cli("summary", str(spec), "--input-shape", "32,32,3", "--classes", "4")
+    assert result.returncode == 0, result.stderr
+    assert "stage2 output shape: (1, 4, 4, 32)" in result.stdout
+    assert "head output shape: (1, 4)" in result.stdout
+
+
+def test_summary_bad_input_is_one_clear_line():
+    for args in (["summary", "ResNet50"], ["summary", "RegNetX32", "--input-shape", "4,4,1"]):
+        result = run_cli(*args)
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        lines = [l for l in result.stderr.splitlines() if "error:" in l]
+        assert len(lines) == 1, result.stderr
+    result = run_cli("summary", "RegNetX32", "--input-shape", "96,96")
+    assert result.returncode == 2 and "--input-shape" in result.stderr
