@@ -39,7 +39,8 @@ def register_search_space(space, hp=None):
     """KerasTuner hyperparameters for the space's free parameters (for Bayesian's model).
 
     Group widths are registered as log-scaled ints, not choices: the
-    compatibility step may clamp a stage's group width below the set.
+    compatibility step may clamp a stage's group width below the set. Steps
+    are left to `space.project`, which rounds every proposal onto the space.
     """
     hp = hp or keras_tuner.HyperParameters()
     for name, domain in space.search_space().items():
@@ -48,9 +49,10 @@ def register_search_space(space, hp=None):
             hp.Int(name, min(values), max(values), sampling="log")
         elif domain["type"] == "choice":
             hp.Choice(name, [float(v) for v in domain["values"]])
+        elif domain["type"] == "int" and domain.get("sampling") == "log":
+            hp.Int(name, domain["min"], domain["max"], sampling="log")  # KerasTuner: log steps multiply
         elif domain["type"] == "int":
-            hp.Int(name, domain["min"], domain["max"], step=domain.get("step", 1),
-                   sampling=domain.get("sampling", "linear"))
+            hp.Int(name, domain["min"], domain["max"], step=domain.get("step", 1))
         else:
             hp.Float(name, domain["min"], domain["max"], sampling=domain.get("sampling", "linear"))
     return hp

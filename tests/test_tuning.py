@@ -1,0 +1,209 @@
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras_tuner
+import numpy as np
+import pytest
+
+from keras_regnet import design_spaces, tuning
+
+ROOT = Path(__file__).resolve().parents[1]
+SEARCH_FLAGS = ["--dataset", "digits", "--image-size", "32", "--batch-size", "64", "--flops", "0.3M:3M"]
+
+
+def small_space(name="AnyNetX_D", **overrides):
+    return design_spaces.get(name, flops=(3e5, 3e6), input_shape=(32, 32, 1), classes=10, **overrides)
+
+
+def test_oracle_draws_design_space_samples_reproducibly():
+    space = small_space("AnyNetX_D")
+    a = tuning.RandomSearchOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=7)
+    b = tuning.RandomSearchOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=7)
+    draws_a = [a._random_values() for _ in range(5)]
+    draws_b = [b._random_values() for _ in range(5)]
+    assert draws_a == draws_b and a._seed_state == b._seed_state
+    for values in draws_a:
+        spec = tuning.spec_from_values(values)
+        assert space.contains(spec)
+        widths = [values[f"width_{i}"] for i in range(1, 5)]
+        assert widths == sorted(widths)  # AnyNetX_D: w_{i+1} >= w_i
+        assert 3e5 <= values["flops"] <= 3e6
+        assert all(type(v) in (int, float, str) for v in values.values())  # JSON-safe plain values
+        assert values["flops"] == space.complexity(spec).flops
+
+
+def test_oracle_resumes_its_random_stream_from_saved_state():
+    space = small_space("AnyNetX_E")
+    first = tuning.RandomSearchOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=3)
+    first._random_values()
+    state = first.get_state()
+    expected = first._random_values()
+    resumed = tuning.RandomSearchOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=99)
+    resumed.set_state(state)
+    assert resumed._random_values() == expected
+
+
+def test_model_based_proposals_are_projected_onto_the_space(monkeypatch):
+    space = small_space("AnyNetX_E")
+    oracle = tuning.BayesianOptimizationOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=1)
+    proposal = {"depth_1": 7.6, "depth_2": 2.2, "depth_3": 1.0, "depth_4": 3.4,
+                "width_1": 200.3, "width_2": 40.0, "width_3": 64.0, "width_4": 16.0,
+                "bottleneck_ratio": 2.0, "group_width": 5.0, "tuner/epochs": 2}
+    monkeypatch.setattr(keras_tuner.oracles.BayesianOptimizationOracle, "populate_space",
+                        lambda self, trial_id: {"status": "RUNNING", "values": dict(proposal)})
+    values = oracle.populate_space("0")["values"]
+    spec = tuning.spec_from_values(values)
+    assert space.contains(spec)
+    assert [s.depth for s in spec.stages] == sorted(s.depth for s in spec.stages)
+    assert [s.width for s in spec.stages] == sorted(s.width for s in spec.stages)
+    assert values["tuner/epochs"] == 2 and 3e5 <= values["flops"] <= 3e6
+
+
+def test_registered_search_space_covers_free_parameters():
+    hp = tuning.register_search_space(small_space("AnyNetX_C"))
+    names = {h.name for h in hp.space}
+    assert {"depth_1", "width_4", "bottleneck_ratio", "group_width"} <= names
+    regnet = tuning.register_search_space(design_spaces.get("RegNet"))
+    assert {h.name for h in regnet.space} == {"depth", "w_0", "w_a", "w_m", "bottleneck_ratio", "group_width"}
+
+
+def test_parse_window():
+    assert tuning.parse_window("1M:20M") == (1e6, 2e7)
+    assert tuning.parse_window("500k:") == (5e5, None)
+    for bad in ("20M:1M", "1M", "x:y", "1M:1M"):
+        with pytest.raises(ValueError, match="--flops"):
+            tuning.parse_window(bad)
+
+
+def _cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_random_search_end_to_end(tmp_path):
+    out = tmp_path / "search"
+    result = _cli("search", "--space", "AnyNetX_E", "--tuner", "random", "--max-trials", "3", "--epochs", "1",
+                  "--out", str(out), "--seed", "1", *SEARCH_FLAGS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    progress = [l for l in result.stdout.splitlines() if l.startswith("trial ")]
+    assert len(progress) == 3 and all("flops" in l and "val_error" in l for l in progress)
+    rows = _rows(out / "trials.csv")
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"COMPLETED"}
+    space = small_space("AnyNetX_E")
+    for row in rows:
+        assert 0 <= float(row["val_error"]) <= 1 and float(row["seconds"]) > 0
+        spec = tuning.spec_from_values({k: float(v) if "ratio" in k else v for k, v in row.items()
+                                        if k.split("_")[0] in ("depth", "width", "group", "bottleneck")
+                                        for v in [float(v) if "ratio" in k else int(v)]})
+        assert space.contains(spec) and int(row["flops"]) == space.complexity(spec).flops
+    assert (out / "best_model.keras").exists() and (out / "best_trial.json").exists()
+
+
+def test_bayesian_and_hyperband_searches_run(tmp_path):
+    from keras_regnet import training
+
+    space = small_space("AnyNetX_C")
+    config = training.TrainConfig(epochs=1, batch_size=64, verbose=0)
+    records = tuning.run_search(space=space, tuner="bayesian", max_trials=3, epochs=1, image_size=32,
+                                batch_size=64, out=str(tmp_path / "bayes"), train_config=config, save_best=False)
+    assert len(records) == 3 and all(r["status"] == "COMPLETED" for r in records)
+    records = tuning.run_search(space=space, tuner="hyperband", max_trials=3, epochs=2, image_size=32,
+                                batch_size=64, out=str(tmp_path / "hb"), train_config=config, save_best=False)
+    assert 1 <= len(records) <= 3 and any(r.get("epochs") for r in records)
+
+
+def test_bad_search_input_is_one_clear_line(tmp_path):
+    cases = [
+        (["--space", "AnyNetX_Z"], "--space"),
+        (["--flops", "5M:1M"], "empty"),
+        (["--flops", "1:2"], "window"),
+    ]
+    for flags, message in cases:
+        result = _cli("search", "--out", str(tmp_path / "bad"), "--max-trials", "1", "--epochs", "1",
+                      "--image-size", "32", *flags)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr and message in result.stderr
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path):
+    out = tmp_path / "resume"
+    args = [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_A", "--max-trials", "4",
+            "--epochs", "1", "--out", str(out), "--seed", "5", *SEARCH_FLAGS]
+    first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def one_done():
+            path = out / "trials.csv"
+            return path.exists() and any(r["status"] == "COMPLETED" for r in _rows(path))
+        _wait_for(one_done, 300, "a completed trial")
+        first.send_signal(signal.SIGKILL)
+    finally:
+        first.kill()
+        first.wait(30)
+    before = {r["trial_id"]: r for r in _rows(out / "trials.csv") if r["status"] == "COMPLETED"}
+    assert before
+    second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    after = _rows(out / "trials.csv")
+    assert len(after) == 4 and len({r["trial_id"] for r in after}) == 4
+    assert all(r["status"] == "COMPLETED" for r in after)
+    rerun_ids = {l.split()[1] for l in second.stdout.splitlines() if l.startswith("trial ")}
+    assert not rerun_ids & set(before), "a completed trial was run again"
+    for row in after:
+        if row["trial_id"] in before:
+            assert row == before[row["trial_id"]]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_distributed_search_chief_and_two_workers(tmp_path):
+    out, port = tmp_path / "dist", _free_port()
+    common = [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_B", "--max-trials", "4",
+              "--epochs", "1", "--out", str(out), "--oracle-port", str(port), *SEARCH_FLAGS]
+    logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("chief", "w1", "w2")}
+    procs = {}
+    try:
+        procs["chief"] = subprocess.Popen(common + ["--distributed", "chief"], cwd=ROOT,
+                                          stdout=logs["chief"], stderr=subprocess.STDOUT)
+        time.sleep(3)
+        for name in ("w1", "w2"):
+            procs[name] = subprocess.Popen(common + ["--distributed", "worker", "--worker-id", name], cwd=ROOT,
+                                           stdout=logs[name], stderr=subprocess.STDOUT)
+        for name in ("w1", "w2", "chief"):
+            assert procs[name].wait(timeout=600) == 0, Path(logs[name].name).read_text()[-3000:]
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+        for log in logs.values():
+            log.close()
+    ran = {name: [l.split()[1] for l in (tmp_path / f"{name}.log").read_text().splitlines() if l.startswith("trial ")]
+           for name in ("w1", "w2")}
+    assert ran["w1"] and ran["w2"], ran
+    rows = _rows(out / "trials.csv")
+    assert sorted(r["trial_id"] for r in rows) == sorted(ran["w1"] + ran["w2"])
+    assert all(r["status"] == "COMPLETED" for r in rows)
