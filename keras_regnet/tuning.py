@@ -167,7 +167,10 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
         from keras_regnet import training
         from keras_regnet.models import AnyNet
 
-        spec = spec_from_values(hp.values)
+        if "flops" in hp.values:  # a trial: the values describe the network
+            spec = spec_from_values(hp.values)
+        else:  # KerasTuner's initial build with default values
+            spec = self.space.project(dict(hp.values)) or self.space.sample(np.random.default_rng(0))
         if not self.space.contains(spec):
             raise keras_tuner.errors.FailedTrialError(
                 f"configuration outside {self.space.name} or its complexity window: {spec.describe()}")
@@ -200,7 +203,7 @@ class Tuner(_ReportingMixin, keras_tuner.Tuner):
 class HyperbandTuner(_ReportingMixin, keras_tuner.Hyperband):
     """KerasTuner's Hyperband tuner (epoch budgets, warm starts) with our oracle."""
 
-    def __init__(self, hypermodel, *, oracle, report_dir=None, **kwargs):
+    def __init__(self, oracle, hypermodel=None, *, report_dir=None, **kwargs):
         self.report_dir = report_dir
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
 
@@ -352,7 +355,7 @@ def run_search(*, space, tuner="random", max_trials=10, epochs=3, dataset="digit
                                        train_config=config, steps_per_epoch=ds.steps_per_epoch)
     oracle = make_oracle(tuner, space, max_trials=max_trials, seed=seed, epochs=epochs)
     cls = HyperbandTuner if tuner == "hyperband" else Tuner
-    search = cls(hypermodel, oracle=oracle, directory=out, project_name="tuner", overwrite=False,
+    search = cls(oracle=oracle, hypermodel=hypermodel, directory=out, project_name="tuner", overwrite=False,
                  report_dir=out, max_model_size=None)
     search.oracle.verbose = 0
     fit_epochs = {} if tuner == "hyperband" else {"epochs": epochs}
