@@ -1,0 +1,293 @@
+import csv
+import json
+import math
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from keras_regnet import analysis, design_spaces, study
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- synthetic (no training)
+
+def synthetic_trials(seed=0, n=20, shifts=(0.0, 0.0, 0.0, -0.05, -0.10, -0.12)):
+    """Trial rows per space as load_trials returns them: errors shifted per space, random flops."""
+    rng = np.random.default_rng(seed)
+    trials = {}
+    for name, shift in zip(study.SPACES, shifts):
+        rows = []
+        for t in range(n):
+            depths = sorted(rng.integers(1, 4, 4).tolist())
+            widths = sorted((rng.integers(1, 33, 4) * 8).tolist())
+            row = {"trial_id": f"{t:02d}", "val_error": float(np.clip(rng.normal(0.3 + shift, 0.04), 0, 1)),
+                   "flops": float(rng.uniform(5e5, 2e6))}
+            for i in range(4):
+                row[f"depth_{i + 1}"], row[f"width_{i + 1}"] = str(depths[i]), str(widths[i])
+            rows.append(row)
+        trials[name] = rows
+    return trials
+
+
+SETTINGS = {"spaces": list(study.SPACES), "samples": 20, "epochs": 5, "flops": [5e5, 2e6], "dataset": "digits",
+            "image_size": 32, "batch_size": 32, "lr": 0.05, "seed": 0}
+
+
+def test_summarize_matches_analysis_and_scipy():
+    trials = synthetic_trials()
+    errs = {k: [r["val_error"] for r in v] for k, v in trials.items()}
+    flops = {k: [r["flops"] for r in v] for k, v in trials.items()}
+    s = study.summarize(errs, flops)
+    crange = (min(min(f) for f in flops.values()), max(max(f) for f in flops.values()))
+    assert s["flops_range"] == list(crange) and s["bins"] == 4  # 20 models per space -> 4 shared bins
+    for name, e in errs.items():
+        v = s["spaces"][name]
+        assert v["n"] == 20 and v["min"] == min(e) and v["median"] == pytest.approx(np.median(e))
+        assert v["mean"] == pytest.approx(np.mean(e))
+        for level, got in zip(s["error_levels"], v["edf"]):
+            assert got == pytest.approx(sum(x < level for x in e) / len(e))  # the strict EDF, counted by hand
+        expected = analysis.normalized_edf(e, flops[name], 4, at=s["error_levels"], complexity_range=crange)
+        assert v["normalized_edf"] == pytest.approx(list(expected))
+        w = analysis.complexity_weights(flops[name], 4, complexity_range=crange)
+        assert v["normalized_mean"] == pytest.approx(float(np.dot(w, e)))
+    assert [(c["a"], c["b"]) for c in s["comparisons"]] == [p[:2] for p in study.PAPER_PAIRS]
+    for c in s["comparisons"]:
+        ref = stats.ks_2samp(errs[c["a"]], errs[c["b"]])
+        assert c["ks_d"] == pytest.approx(ref.statistic) and c["ks_p"] == pytest.approx(ref.pvalue)
+
+
+def test_verdicts_are_honest():
+    rng = np.random.default_rng(1)
+    same = rng.normal(0.3, 0.03, 40)
+    better = same - 0.1  # clearly lower errors
+    flops = {k: rng.uniform(1e6, 2e6, 40) for k in study.SPACES}
+    errs = {"AnyNetX_A": same, "AnyNetX_B": rng.permutation(same), "AnyNetX_C": same + 0.1,
+            "AnyNetX_D": same, "AnyNetX_E": better, "RegNet": better + 0.005}
+    by_pair = {(c["a"], c["b"]): c for c in study.summarize(errs, flops)["comparisons"]}
+    assert by_pair["AnyNetX_A", "AnyNetX_B"]["verdict"] == "consistent"  # identical samples
+    assert by_pair["AnyNetX_B", "AnyNetX_C"]["verdict"] == "disagrees"  # C much worse: sharing g cost accuracy
+    cd = by_pair["AnyNetX_C", "AnyNetX_D"]
+    assert cd["verdict"] == "agrees" and cd["lower_errors"] == "AnyNetX_D" and cd["ks_p"] < 1e-6
+    assert by_pair["AnyNetX_D", "AnyNetX_E"]["verdict"] == "agrees"
+    er = by_pair["AnyNetX_E", "RegNet"]
+    assert er["verdict"] == "inconclusive" and "only KS D >=" in er["detail"]
+    assert study.verdict("better", 0.01, "a", 20, 20) == ("disagrees", "significantly worse, unlike the paper (p=0.01)")
+    assert study.minimum_detectable_d(20, 20) == pytest.approx(1.3581 * math.sqrt(0.1), rel=1e-3)
+
+
+def _png_ok(path):
+    from matplotlib import image
+
+    data = Path(path).read_bytes()
+    assert data[:8] == PNG_MAGIC, path
+    pixels = image.imread(path)
+    assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100
+    assert float(pixels[..., :3].std()) > 0.01  # not blank
+
+
+def test_report_and_figures_from_synthetic_trials(tmp_path):
+    trials = synthetic_trials()
+    summary = study.write_report(str(tmp_path), trials, SETTINGS)
+    report = (tmp_path / "report.md").read_text()
+    for key in ("panels", "edfs", "flops", "staircase"):
+        name = study.FIGURES[key]
+        _png_ok(tmp_path / name)
+        assert f"]({name})" in report
+    assert json.loads((tmp_path / "summary.json").read_text())["spaces"].keys() == trials.keys()
+    for name, v in summary["spaces"].items():
+        assert (f"| {name} | {v['n']} | {v['min']:.4f} | {v['median']:.4f} | {v['mean']:.4f} |") in report
+    for c in summary["comparisons"]:
+        assert f"| {c['a']} vs {c['b']} | {c['paper']} | {c['ks_d']:.3f} | {c['ks_p']:.3g} |" in report
+    assert "proxy" not in summary["figures"]
+
+
+def test_report_with_one_space_and_a_missing_one(tmp_path):
+    trials = synthetic_trials()
+    summary = study.write_report(str(tmp_path), {"AnyNetX_E": trials["AnyNetX_E"], "RegNet": []},
+                                 dict(SETTINGS, spaces=["AnyNetX_E", "RegNet"]))
+    assert summary["comparisons"] == [] and summary["missing"] == ["RegNet"]
+    assert not (tmp_path / study.FIGURES["panels"]).exists()
+    assert "| RegNet | 0 |" in (tmp_path / "report.md").read_text()
+
+
+def test_proxy_helpers():
+    rows = [{"space": "S", "trial_id": str(i), "val_error": e} for i, e in enumerate([0.5, 0.1, 0.3, 0.2, 0.4])]
+    picked = study.pick_spread(rows, 3)
+    assert [r["val_error"] for r in picked] == [0.1, 0.3, 0.5]
+    assert study.pick_spread(rows, 3) == picked and len(study.pick_spread(rows, 9)) == 5
+    short, long = [0.1, 0.2, 0.3, 0.4, 0.5], [0.15, 0.1, 0.35, 0.3, 0.6]
+    rho, p = study.spearman(short, long)
+    ref = stats.spearmanr(short, long)
+    assert rho == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue) and rho == pytest.approx(0.8)
+
+
+def test_per_block_widths():
+    assert study.per_block_widths({"depth_1": "2", "width_1": "16", "depth_2": "1", "width_2": "48"}) == [16, 16, 48]
+
+
+def test_bad_input_raises_clear_errors(tmp_path):
+    cases = [
+        (dict(spaces="AnyNetX_A,AnyNetX_Z"), "unknown design space 'AnyNetX_Z'"),
+        (dict(spaces="AnyNetX_A,AnyNetX_A"), "twice"),
+        (dict(spaces=""), "empty"),
+        (dict(samples=1), "--samples"),
+        (dict(epochs=0), "--epochs"),
+        (dict(flops="5M:1M"), "empty"),
+        (dict(flops=(2e6, 1e6)), "empty"),
+        (dict(proxy_check=2), "--proxy-check"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            study.run_study(out=str(tmp_path / "bad"), **kwargs)
+
+
+def _cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    result = _cli("study", "--spaces", "AnyNetX_A,Foo", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Foo" in errors[0], result.stderr
+
+
+# --------------------------------------------------------------------------- end to end (tiny training)
+
+def tiny_spaces(*names):
+    """Narrowed spaces: shallow and thin, so a trial trains in seconds."""
+    return [design_spaces.get(n, depth=(1, 1), width=(8, 32)) for n in names]
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    kwargs = dict(spaces=tiny_spaces("AnyNetX_C", "AnyNetX_D"), samples=3, epochs=1, flops=(1e5, 1e6),
+                  image_size=32, batch_size=64, out=str(out), seed=0, proxy_check=3)
+    start = time.perf_counter()
+    summary = study.run_study(**kwargs)
+    return out, kwargs, summary, time.perf_counter() - start
+
+
+def test_study_end_to_end_numbers_match_trials(tiny_study):
+    out, _, summary, _ = tiny_study
+    errs, flops = {}, {}
+    for name in ("AnyNetX_C", "AnyNetX_D"):
+        rows = _rows(out / name / "trials.csv")
+        assert len(rows) == 3 and {r["status"] for r in rows} == {"COMPLETED"}
+        errs[name] = [float(r["val_error"]) for r in rows]  # the final epoch's error, not the best
+        flops[name] = [float(r["flops"]) for r in rows]
+        assert all(1e5 <= f <= 1e6 for f in flops[name])
+    saved = json.loads((out / "summary.json").read_text())
+    for name, e in errs.items():
+        v = saved["spaces"][name]
+        assert v["n"] == 3 and v["min"] == pytest.approx(min(e)) and v["median"] == pytest.approx(np.median(e))
+        assert v["edf"] == pytest.approx(list(analysis.edf(e, at=saved["error_levels"])))
+    (c,) = saved["comparisons"]
+    ref = stats.ks_2samp(errs["AnyNetX_C"], errs["AnyNetX_D"])
+    assert (c["a"], c["b"]) == ("AnyNetX_C", "AnyNetX_D")
+    assert c["ks_d"] == pytest.approx(ref.statistic) and c["ks_p"] == pytest.approx(ref.pvalue)
+    report = (out / "report.md").read_text()
+    assert f"| AnyNetX_C vs AnyNetX_D | " in report and f"{c['ks_d']:.3f} | {c['ks_p']:.3g}" in report
+    for key in ("panels", "edfs", "flops", "staircase", "proxy"):
+        _png_ok(out / study.FIGURES[key])
+
+
+def test_study_proxy_check(tiny_study):
+    out, _, summary, _ = tiny_study
+    rows = _rows(out / study.PROXY_FILE)
+    assert len(rows) == 3 and all(r["epochs"] == "4" for r in rows)
+    short = [float(r["short_error"]) for r in rows]
+    long = [float(r["long_error"]) for r in rows]
+    proxy = summary["proxy_check"]
+    ref = stats.spearmanr(short, long)
+    if math.isnan(ref.statistic):
+        assert math.isnan(proxy["spearman"])
+    else:
+        assert proxy["spearman"] == pytest.approx(ref.statistic)
+    assert "## Proxy check" in (out / "report.md").read_text()
+
+
+def test_study_resumes_without_retraining(tiny_study, capsys):
+    out, kwargs, _, first_seconds = tiny_study
+    before = {name: _rows(out / name / "trials.csv") for name in ("AnyNetX_C", "AnyNetX_D")}
+    proxy_before = _rows(out / study.PROXY_FILE)
+    capsys.readouterr()
+    study.run_study(**kwargs)
+    printed = capsys.readouterr().out
+    assert not [line for line in printed.splitlines() if line.startswith(("trial ", "proxy "))], printed
+    assert {name: _rows(out / name / "trials.csv") for name in before} == before
+    assert _rows(out / study.PROXY_FILE) == proxy_before
+    with pytest.raises(ValueError, match="epochs"):
+        study.run_study(**dict(kwargs, epochs=2))
+
+
+# --------------------------------------------------------------------------- slow: the real spaces, CLI, distributed
+
+@pytest.mark.slow
+def test_cli_study_on_the_paper_spaces(tmp_path):
+    out = tmp_path / "cli"
+    result = _cli("study", "--spaces", "AnyNetX_E,RegNet", "--samples", "3", "--epochs", "1", "--flops", "0.3M:1M",
+                  "--batch-size", "64", "--out", str(out), timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[1/2] AnyNetX_E" in result.stdout and "[2/2] RegNet" in result.stdout
+    assert "AnyNetX_E vs RegNet: KS D=" in result.stdout
+    assert (out / "report.md").exists()
+
+
+def _free_port_pair():
+    while True:
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+        with socket.socket() as b:
+            try:
+                b.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+
+
+@pytest.mark.slow
+def test_distributed_study_chief_and_worker(tmp_path):
+    out, port = tmp_path / "dist", _free_port_pair()
+    common = [sys.executable, "-m", "apps.cli", "study", "--spaces", "AnyNetX_D,AnyNetX_E", "--samples", "2",
+              "--epochs", "1", "--flops", "0.3M:1M", "--batch-size", "64", "--out", str(out),
+              "--oracle-port", str(port)]
+    logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("chief", "w1")}
+    procs = {}
+    try:
+        procs["chief"] = subprocess.Popen(common + ["--distributed", "chief"], cwd=ROOT, stdout=logs["chief"],
+                                          stderr=subprocess.STDOUT)
+        time.sleep(3)
+        procs["w1"] = subprocess.Popen(common + ["--distributed", "worker", "--worker-id", "w1"], cwd=ROOT,
+                                       stdout=logs["w1"], stderr=subprocess.STDOUT)
+        for name in ("w1", "chief"):
+            assert procs[name].wait(timeout=1800) == 0, Path(logs[name].name).read_text()[-3000:]
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+        for log in logs.values():
+            log.close()
+    for name in ("AnyNetX_D", "AnyNetX_E"):
+        rows = _rows(out / name / "trials.csv")
+        assert len(rows) == 2 and {r["status"] for r in rows} == {"COMPLETED"}
+    worker_log = (tmp_path / "w1.log").read_text()
+    assert sum(line.startswith("trial ") for line in worker_log.splitlines()) == 4
+    assert (out / "report.md").exists()
