@@ -10,6 +10,8 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (Hyperband: the maximum)")
     parser.add_argument("--flops", default=None, help="flop window LO:HI at the trained input size, e.g. 1M:20M")
     parser.add_argument("--params", default=None, help="parameter window LO:HI, e.g. 10k:2M")
+    parser.add_argument("--depth", default=None,
+                        help="depth range LO:HI (AnyNetX: blocks per stage, default 1:16; RegNet: total, 12:28)")
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--image-size", type=int, default=None)
@@ -24,6 +26,17 @@ def add_arguments(parser):
     parser.add_argument("--worker-id", default=None, help="worker name (default: the process id)")
 
 
+def parse_int_range(text, name):
+    """'1:4' -> (1, 4)."""
+    try:
+        lo, hi = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise ValueError(f"{name} must look like LO:HI with integers, e.g. 1:4, got {text!r}") from None
+    if not 1 <= lo <= hi:
+        raise ValueError(f"{name} needs 1 <= LO <= HI, got {text!r}")
+    return (lo, hi)
+
+
 def space_from_args(args):
     from keras_regnet.tuning import parse_window
 
@@ -34,6 +47,8 @@ def space_from_args(args):
         overrides["flops"] = parse_window(args.flops, "--flops")
     if args.params:
         overrides["params"] = parse_window(args.params, "--params")
+    if args.depth:
+        overrides["depth"] = parse_int_range(args.depth, "--depth")
     return design_spaces.get(args.space, **overrides)
 
 

@@ -292,7 +292,10 @@ def make_oracle(tuner, space, *, max_trials, seed, epochs):
     if tuner == "random":
         return RandomSearchOracle(space=space, objective=OBJECTIVE, max_trials=max_trials, seed=seed)
     if tuner == "bayesian":
-        return BayesianOptimizationOracle(space=space, objective=OBJECTIVE, max_trials=max_trials, seed=seed)
+        # KerasTuner's default (3 x dimensions random points first) would make
+        # a small budget pure random search; keep a quarter of it random.
+        return BayesianOptimizationOracle(space=space, objective=OBJECTIVE, max_trials=max_trials, seed=seed,
+                                          num_initial_points=max(2, max_trials // 4))
     if tuner == "hyperband":
         oracle = HyperbandOracle(space=space, objective=OBJECTIVE, max_epochs=max(epochs, 2), factor=3,
                                  hyperband_iterations=1, seed=seed)

@@ -14,10 +14,11 @@ import pytest
 from keras_regnet import design_spaces, tuning
 
 ROOT = Path(__file__).resolve().parents[1]
-SEARCH_FLAGS = ["--dataset", "digits", "--image-size", "32", "--batch-size", "64", "--flops", "0.3M:3M"]
+SEARCH_FLAGS = ["--dataset", "digits", "--image-size", "32", "--batch-size", "64", "--flops", "0.3M:3M", "--depth", "1:2"]
 
 
 def small_space(name="AnyNetX_D", **overrides):
+    overrides.setdefault("depth", (1, 2))
     return design_spaces.get(name, flops=(3e5, 3e6), input_shape=(32, 32, 1), classes=10, **overrides)
 
 
@@ -93,13 +94,13 @@ def _rows(path):
 
 def test_random_search_end_to_end(tmp_path):
     out = tmp_path / "search"
-    result = _cli("search", "--space", "AnyNetX_E", "--tuner", "random", "--max-trials", "3", "--epochs", "1",
+    result = _cli("search", "--space", "AnyNetX_E", "--tuner", "random", "--max-trials", "2", "--epochs", "1",
                   "--out", str(out), "--seed", "1", *SEARCH_FLAGS)
     assert result.returncode == 0, result.stderr[-3000:]
     progress = [l for l in result.stdout.splitlines() if l.startswith("trial ")]
-    assert len(progress) == 3 and all("flops" in l and "val_error" in l for l in progress)
+    assert len(progress) == 2 and all("flops" in l and "val_error" in l for l in progress)
     rows = _rows(out / "trials.csv")
-    assert len(rows) == 3 and {r["status"] for r in rows} == {"COMPLETED"}
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"COMPLETED"}
     space = small_space("AnyNetX_E")
     for row in rows:
         assert 0 <= float(row["val_error"]) <= 1 and float(row["seconds"]) > 0
@@ -118,6 +119,11 @@ def test_bayesian_and_hyperband_searches_run(tmp_path):
     records = tuning.run_search(space=space, tuner="bayesian", max_trials=3, epochs=1, image_size=32,
                                 batch_size=64, out=str(tmp_path / "bayes"), train_config=config, save_best=False)
     assert len(records) == 3 and all(r["status"] == "COMPLETED" for r in records)
+    # two random initial points, then a Gaussian-process proposal projected onto the space
+    for record in records:
+        values = {k: v for k, v in record.items() if k.split("_")[0] in ("depth", "width", "group", "bottleneck")
+                  or k in ("block", "stem_width")}
+        assert space.contains(tuning.spec_from_values(values))
     records = tuning.run_search(space=space, tuner="hyperband", max_trials=3, epochs=2, image_size=32,
                                 batch_size=64, out=str(tmp_path / "hb"), train_config=config, save_best=False)
     assert 1 <= len(records) <= 3 and any(r.get("epochs") for r in records)
@@ -128,6 +134,7 @@ def test_bad_search_input_is_one_clear_line(tmp_path):
         (["--space", "AnyNetX_Z"], "--space"),
         (["--flops", "5M:1M"], "empty"),
         (["--flops", "1:2"], "window"),
+        (["--depth", "3:1"], "--depth"),
     ]
     for flags, message in cases:
         result = _cli("search", "--out", str(tmp_path / "bad"), "--max-trials", "1", "--epochs", "1",
@@ -147,7 +154,7 @@ def _wait_for(predicate, timeout, what):
 
 def test_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path):
     out = tmp_path / "resume"
-    args = [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_A", "--max-trials", "4",
+    args = [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_A", "--max-trials", "3",
             "--epochs", "1", "--out", str(out), "--seed", "5", *SEARCH_FLAGS]
     first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -164,7 +171,7 @@ def test_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path):
     second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     after = _rows(out / "trials.csv")
-    assert len(after) == 4 and len({r["trial_id"] for r in after}) == 4
+    assert len(after) == 3 and len({r["trial_id"] for r in after}) == 3
     assert all(r["status"] == "COMPLETED" for r in after)
     rerun_ids = {l.split()[1] for l in second.stdout.splitlines() if l.startswith("trial ")}
     assert not rerun_ids & set(before), "a completed trial was run again"
@@ -181,7 +188,7 @@ def _free_port():
 
 def test_distributed_search_chief_and_two_workers(tmp_path):
     out, port = tmp_path / "dist", _free_port()
-    common = [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_B", "--max-trials", "4",
+    common = [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_B", "--max-trials", "3",
               "--epochs", "1", "--out", str(out), "--oracle-port", str(port), *SEARCH_FLAGS]
     logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("chief", "w1", "w2")}
     procs = {}
