@@ -178,6 +178,7 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
         return training.compile_model(model, self.train_config, self.steps_per_epoch)
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        kwargs.setdefault("shuffle", False)  # the tf.data pipeline shuffles already
         return model.fit(*args, callbacks=[_Timing(), *(callbacks or [])], **kwargs)
 
 
