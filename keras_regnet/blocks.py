@@ -13,7 +13,7 @@ explicitly so weights can be found and mapped by name:
 
 from keras import layers
 
-from keras_regnet.layers import GroupedConv2D, SqueezeExcite
+from keras_regnet.layers import FusedBatchNormalization, GroupedConv2D, SqueezeExcite
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -27,7 +27,7 @@ def conv_bn(x, filters, kernel_size, name, *, strides=1, groups=1, activation=Tr
         filters, kernel_size, strides=strides, padding="same", groups=groups,
         use_bias=False, kernel_initializer=KERNEL_INIT, name=name,
     )(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     if activation:
         x = layers.ReLU(name=f"{name}_relu")(x)
     return x
@@ -39,7 +39,7 @@ def stem(x, width, name, strides=2):
         width, 3, strides=strides, padding="same", use_bias=False,
         kernel_initializer=KERNEL_INIT, name=f"{name}_stem_conv",
     )(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_stem_bn")(x)
+    x = FusedBatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_stem_bn")(x)
     return layers.ReLU(name=f"{name}_stem_relu")(x)
 
 
@@ -53,7 +53,7 @@ def bottleneck_block(x, width_in, stage, stride, name):
             stage.width, 1, strides=stride, use_bias=False,
             kernel_initializer=KERNEL_INIT, name=f"{name}_skip_1x1",
         )(x)
-        shortcut = layers.BatchNormalization(
+        shortcut = FusedBatchNormalization(
             momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_skip_bn")(shortcut)
     else:
         shortcut = x

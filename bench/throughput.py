@@ -1,0 +1,586 @@
+"""RegNetX32 training and inference throughput on CPU, side by side with its peers.
+
+One run, one machine, printed together (see bench/README.md for what each
+optimization bought and how to read the figures):
+
+  1. the d2l TensorFlow RegNetX32 (the seed's subclassed `ResNeXtBlock` with
+     `keras.layers.Conv2D(groups=...)`) on stock Keras 3;
+  2. the d2l PyTorch RegNetX32 in fp32 (contiguous and channels_last) and with
+     bf16 autocast + channels_last, in a subprocess, when `torch` is importable
+     (never a dependency of keras-regnet: `pip install torch` to include it);
+  3. `keras_regnet.RegNetX32` in float32 and `mixed_bfloat16`, and for inference
+     also with batch norm folded into the convolutions (`keras_regnet.fold`);
+  4. the machine's fp32 (and bf16) matmul throughput, and our training FLOP/s as
+     a share of it (training FLOPs = 3 x 2 x the analytic forward multiply-adds);
+  5. the input pipeline alone (28x28 uint8 -> 96x96 float32, the d2l
+     Fashion-MNIST setting, through `keras_regnet.data`'s pipeline);
+
+then the issue's ratios against their targets, the cost growth with image size
+(train img/s x pixels at 32, 64, 96, 128 px) and the CPU model and flags.
+
+Training is measured the way users train: `model.fit` on a `tf.data` dataset
+of fixed random batches (PyTorch: the usual zero_grad/forward/backward/step
+loop), after warm-up, SGD(0.05), batch 128, 96x96x1, 10 classes. Inference is
+one `tf.function` calling the model with `training=False` (PyTorch: eval mode
+under `torch.inference_mode`).
+
+Usage:
+    python bench/throughput.py [--batch-size 128] [--steps 8] [--stock-steps 2] [--rounds 1]
+                               [--no-torch] [--no-stock] [--no-sizes] [--json PATH]
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+
+import keras_regnet  # noqa: E402
+from keras_regnet import complexity, zoo  # noqa: E402
+
+NUM_CLASSES = 10
+LEARNING_RATE = 0.05
+
+# Targets of the issue: (key, description, numerator, denominator, target)
+TARGETS = (
+    ("train fp32: ours / d2l on stock Keras 3", "ours_fp32_train", "stock_fp32_train", 12.0),
+    ("train fp32: ours / PyTorch fp32 (its better memory format)", "ours_fp32_train",
+     "torch_fp32_best_train", 1.4),
+    ("train bf16: ours mixed_bfloat16 / PyTorch bf16 autocast channels_last", "ours_bf16_train",
+     "torch_bf16_cl_train", 1.0),
+    ("infer fp32: ours / PyTorch fp32 channels_last", "ours_fp32_infer", "torch_fp32_cl_infer", 1.0),
+    ("infer bf16: ours / PyTorch bf16", "ours_bf16_infer", "torch_bf16_cl_infer", 1.0),
+    ("our fp32 training FLOP/s / measured fp32 matmul FLOP/s", "ours_fp32_train_flops",
+     "matmul_fp32_flops", 0.30),
+    ("input pipeline img/s / our train img/s (fp32)", "pipeline", "ours_fp32_train", 3.0),
+)
+
+
+# ----------------------------------------------------------------------------- peers
+
+def d2l_tensorflow_regnetx32():
+    """The d2l TensorFlow RegNetX32, as in the seed (tensorflow cells), on Keras 3.
+
+    `ResNeXtBlock` is d2l's (section 8.6): `groups` there is the group *width*,
+    the convolution gets `bot_channels // groups` groups.
+    """
+
+    class ResNeXtBlock(keras.Model):
+        def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+            super().__init__()
+            bot_channels = int(round(num_channels * bot_mul))
+            self.conv1 = keras.layers.Conv2D(bot_channels, 1, strides=1)
+            self.conv2 = keras.layers.Conv2D(bot_channels, 3, strides=strides, padding="same",
+                                             groups=bot_channels // groups)
+            self.conv3 = keras.layers.Conv2D(num_channels, 1, strides=1)
+            self.bn1 = keras.layers.BatchNormalization()
+            self.bn2 = keras.layers.BatchNormalization()
+            self.bn3 = keras.layers.BatchNormalization()
+            if use_1x1conv:
+                self.conv4 = keras.layers.Conv2D(num_channels, 1, strides=strides)
+                self.bn4 = keras.layers.BatchNormalization()
+            else:
+                self.conv4 = None
+                self.bn4 = None
+
+        def call(self, X):
+            Y = keras.activations.relu(self.bn1(self.conv1(X)))
+            Y = keras.activations.relu(self.bn2(self.conv2(Y)))
+            Y = self.bn3(self.conv3(Y))
+            if self.conv4:
+                X = self.bn4(self.conv4(X))
+            return keras.activations.relu(Y + X)
+
+    def stem(num_channels):
+        return keras.models.Sequential([
+            keras.layers.Conv2D(num_channels, kernel_size=3, strides=2, padding="same"),
+            keras.layers.BatchNormalization(),
+            keras.layers.Activation("relu")])
+
+    def stage(depth, num_channels, groups, bot_mul):
+        net = keras.models.Sequential()
+        for i in range(depth):
+            if i == 0:
+                net.add(ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv=True, strides=2))
+            else:
+                net.add(ResNeXtBlock(num_channels, groups, bot_mul))
+        return net
+
+    stem_channels, groups, bot_mul = 32, 16, 1
+    depths, channels = (4, 6), (32, 80)
+    arch = ((depths[0], channels[0], groups, bot_mul), (depths[1], channels[1], groups, bot_mul))
+    net = keras.models.Sequential([stem(stem_channels)])  # Keras 3 wants a list
+    for s in arch:
+        net.add(stage(*s))
+    net.add(keras.models.Sequential([
+        keras.layers.GlobalAvgPool2D(),
+        keras.layers.Dense(units=NUM_CLASSES)]))
+    net.build((None, 96, 96, 1))
+    return net
+
+
+TORCH_SCRIPT = r'''
+import json, os, sys, time
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+batch, steps, reps = (int(v) for v in sys.argv[1:4])
+
+
+class ResNeXtBlock(nn.Module):  # d2l section 8.6, pytorch cell
+    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+        super().__init__()
+        bot_channels = int(round(num_channels * bot_mul))
+        self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1, stride=1)
+        self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides, padding=1,
+                                   groups=bot_channels // groups)
+        self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=1)
+        self.bn1 = nn.LazyBatchNorm2d()
+        self.bn2 = nn.LazyBatchNorm2d()
+        self.bn3 = nn.LazyBatchNorm2d()
+        if use_1x1conv:
+            self.conv4 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides)
+            self.bn4 = nn.LazyBatchNorm2d()
+        else:
+            self.conv4 = None
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = F.relu(self.bn2(self.conv2(Y)))
+        Y = self.bn3(self.conv3(Y))
+        if self.conv4:
+            X = self.bn4(self.conv4(X))
+        return F.relu(Y + X)
+
+
+def init_cnn(module):  # d2l.init_cnn
+    if type(module) == nn.Linear or type(module) == nn.Conv2d:
+        nn.init.xavier_uniform_(module.weight)
+
+
+def regnetx32(num_classes=10):  # d2l AnyNet(arch, stem_channels) with RegNetX32's arguments
+    def stage(depth, num_channels, groups, bot_mul):
+        blk = []
+        for i in range(depth):
+            if i == 0:
+                blk.append(ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv=True, strides=2))
+            else:
+                blk.append(ResNeXtBlock(num_channels, groups, bot_mul))
+        return nn.Sequential(*blk)
+
+    net = nn.Sequential(nn.Sequential(
+        nn.LazyConv2d(32, kernel_size=3, stride=2, padding=1), nn.LazyBatchNorm2d(), nn.ReLU()))
+    for i, s in enumerate(((4, 32, 16, 1), (6, 80, 16, 1))):
+        net.add_module(f"stage{i+1}", stage(*s))
+    net.add_module("head", nn.Sequential(
+        nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(num_classes)))
+    net(torch.zeros(1, 1, 96, 96))
+    net.apply(init_cnn)
+    return net
+
+
+def measure(channels_last, bf16):
+    torch.manual_seed(0)
+    net = regnetx32()
+    x = torch.rand(batch, 1, 96, 96) * 255
+    y = torch.randint(0, 10, (batch,))
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+
+    def step():
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    net.train()
+    for _ in range(2):
+        step()
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        loss = step()
+    float(loss)
+    seconds = time.perf_counter() - start
+    train = steps * batch / seconds
+    shares.append((time.process_time() - cpu) / seconds / os.cpu_count())
+    net.eval()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for _ in range(2):
+            net(x)
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in range(reps):
+            net(x)
+        seconds = time.perf_counter() - start
+        infer = reps * batch / seconds
+    shares.append((time.process_time() - cpu) / seconds / os.cpu_count())
+    return train, infer
+
+
+shares = []
+results = {"version": torch.__version__, "threads": torch.get_num_threads()}
+for key, channels_last, bf16 in (("fp32", False, False), ("fp32_cl", True, False), ("bf16_cl", True, True)):
+    results[key] = measure(channels_last, bf16)
+results["cpu_shares"] = shares
+print("TORCH_RESULTS " + json.dumps(results))
+'''
+
+
+def torch_figures(batch, steps, reps):
+    """The d2l PyTorch RegNetX32 in a subprocess; None when torch is not importable."""
+    if importlib.util.find_spec("torch") is None:
+        return None, "torch not importable here (pip install torch to include the PyTorch peer)"
+    result = subprocess.run(
+        [sys.executable, "-c", TORCH_SCRIPT, str(batch), str(steps), str(reps)],
+        capture_output=True, text=True, timeout=900)
+    for line in result.stdout.splitlines():
+        if line.startswith("TORCH_RESULTS "):
+            return json.loads(line[len("TORCH_RESULTS "):]), None
+    return None, f"torch subprocess failed (rc {result.returncode}): {result.stderr[-500:]}"
+
+
+# ----------------------------------------------------------------------------- measuring
+
+class Clock:
+    """Wall seconds, and the share of all CPUs this process used meanwhile."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), _cpu_seconds()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.wall
+        self.cpu_share = (_cpu_seconds() - self.cpu) / (self.seconds * (os.cpu_count() or 1))
+
+
+def _cpu_seconds():
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+CPU_SHARES = {}
+
+
+def _spin(n):
+    s = 0
+    for i in range(n):
+        s += i
+    return s
+
+
+def effective_cores(n=3_000_000):
+    """How many processes run at full speed side by side right now (1 busy loop each).
+
+    Other tenants of the machine show up here: on an idle 2-core machine it is
+    ~2.0; when it reads ~1.0, every multi-threaded figure of the run is halved,
+    and OpenMP-based PyTorch suffers more than TensorFlow's thread pool.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    cores = os.cpu_count() or 1
+    with ctx.Pool(cores) as pool:
+        pool.map(_spin, [1000] * cores)  # start the workers
+        one, all_ = [], []
+        for _ in range(2):
+            start = time.perf_counter()
+            pool.map(_spin, [n])
+            one.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            pool.map(_spin, [n] * cores)
+            all_.append(time.perf_counter() - start)
+    return min(cores, cores * min(one) / min(all_))
+
+
+def random_batch(batch, size, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, (batch, size, size, 1)).astype("float32")
+    y = rng.integers(0, NUM_CLASSES, batch).astype("int32")
+    return x, y
+
+
+def train_images_per_second(model, batch, steps, warmup, size=96, from_logits=False, label=None):
+    """`model.fit` on a tf.data dataset repeating one fixed random batch."""
+    model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
+    x, y = random_batch(batch, size)
+    dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
+    model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
+    with Clock() as clock:
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    CPU_SHARES[f"{label or model.name} train" + (f" {size}px" if size != 96 else "")] = clock.cpu_share
+    return steps * batch / clock.seconds
+
+
+def infer_images_per_second(model, batch, reps, size=96, label=None):
+    """A tf.function calling the model with training=False on one fixed batch."""
+    x = tf.constant(random_batch(batch, size)[0])
+    infer = tf.function(lambda images: model(images, training=False))
+    for _ in range(2):
+        infer(x).numpy()
+    with Clock() as clock:
+        for _ in range(reps):
+            infer(x).numpy()
+    CPU_SHARES[f"{label or model.name} infer"] = clock.cpu_share
+    return reps * batch / clock.seconds
+
+
+def matmul_flops(dtype, n=2048, reps=8):
+    a = tf.random.normal([n, n], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    matmul = tf.function(lambda m: tf.reduce_sum(tf.cast(tf.matmul(m, m), tf.float32)))
+    matmul(a).numpy()
+    start = time.perf_counter()
+    for _ in range(reps):
+        matmul(a).numpy()
+    return reps * 2 * n**3 / (time.perf_counter() - start)
+
+
+def pipeline_images_per_second(batch, batches=150, warmup=20):
+    """28x28 uint8 -> shuffled, batched, resized to 96x96 float32 (keras_regnet.data's pipeline)."""
+    from keras_regnet import data
+
+    n = 60_000  # Fashion-MNIST's train split
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+    labels = rng.integers(0, NUM_CLASSES, n).astype(np.int64)
+    raw = tf.data.Dataset.from_tensor_slices((images, labels))
+    ds = data._pipeline(raw, n, size=(96, 96), channels=1, batch_size=batch, seed=0,
+                        shuffle=True, augment=False, flip=False).repeat()
+    iterator = iter(ds)
+    for _ in range(warmup):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch / (time.perf_counter() - start)
+
+
+def with_policy(policy, fn):
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        return fn()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def progress(fig, prefix):
+    shown = ", ".join(f"{k[len(prefix):]} {v:.1f}" for k, v in fig.items()
+                      if k.startswith(prefix) and isinstance(v, float))
+    print(f"  measured {prefix.rstrip('_')}: {shown}", flush=True)
+
+
+def cpu_description():
+    model, flags = platform.processor() or platform.machine(), []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model in ("", "x86_64", platform.machine()):
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    break
+    except OSError:
+        pass
+    wanted = [f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c")]
+    return model, wanted
+
+
+def load_average():
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+# ----------------------------------------------------------------------------- main
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps (ours, torch)")
+    parser.add_argument("--reps", type=int, default=12, help="timed inference batches")
+    parser.add_argument("--stock-steps", type=int, default=2, help="stock Keras is slow: few steps")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
+    parser.add_argument("--no-stock", action="store_true", help="skip the stock Keras 3 peer")
+    parser.add_argument("--no-sizes", action="store_true", help="skip the 32..128 px cost growth")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate PyTorch/ours this many times and keep each figure's best "
+                             "(use 2-3 on a shared machine)")
+    parser.add_argument("--json", help="also write every figure to this JSON file")
+    args = parser.parse_args()
+    batch, steps, reps = args.batch_size, args.steps, args.reps
+    started = time.perf_counter()
+    fig, notes = {}, []
+    fig["effective_cores_start"] = effective_cores()
+    print(f"load average at start: {load_average()}; effective cores: "
+          f"{fig['effective_cores_start']:.2f} of {os.cpu_count()}", flush=True)
+
+    # 2 and 3, in --rounds alternating rounds (PyTorch, then ours), keeping each
+    # figure's best: on a shared machine every side gets its quiet moments.
+    from keras_regnet import fold
+
+    def keep_best(key, value):
+        fig[key] = max(fig.get(key, 0.0), value)
+
+    def ours(policy_key):
+        model = keras_regnet.RegNetX32()
+        label = f"ours {policy_key}"
+        keep_best(f"ours_{policy_key}_train",
+                  train_images_per_second(model, batch, steps, warmup=2, label=label))
+        keep_best(f"ours_{policy_key}_infer_unfolded",
+                  infer_images_per_second(model, batch, reps, label=label))
+        folded = fold.fold_batch_norm(model)
+        keep_best(f"ours_{policy_key}_infer",
+                  infer_images_per_second(folded, batch, reps, label=label + " folded"))
+
+    if args.no_torch:
+        notes.append("PyTorch peer skipped (--no-torch)")
+    for round_ in range(args.rounds):
+        if not args.no_torch and not any("torch subprocess" in n or "not importable" in n for n in notes):
+            torch_results, why = torch_figures(batch, steps, reps)
+            if torch_results is None:
+                notes.append(why)
+            else:
+                fig["torch_version"] = torch_results["version"]
+                fig["torch_threads"] = torch_results["threads"]
+                for key in ("fp32", "fp32_cl", "bf16_cl"):
+                    keep_best(f"torch_{key}_train", torch_results[key][0])
+                    keep_best(f"torch_{key}_infer", torch_results[key][1])
+                fig["torch_fp32_best_train"] = max(fig["torch_fp32_train"], fig["torch_fp32_cl_train"])
+                for label, share in zip(("fp32 train", "fp32 infer", "fp32_cl train", "fp32_cl infer",
+                                         "bf16_cl train", "bf16_cl infer"), torch_results["cpu_shares"]):
+                    CPU_SHARES[f"torch {label}"] = share
+                progress(fig, "torch_")
+        ours("fp32")
+        with_policy("mixed_bfloat16", lambda: ours("bf16"))
+        keep_best("matmul_fp32_flops", matmul_flops(tf.float32))
+        keep_best("matmul_bf16_flops", matmul_flops(tf.bfloat16))
+        progress(fig, "ours_")
+
+    # 1. Stock Keras 3 (the d2l code): few steps, it is slow.
+    if not args.no_stock:
+        stock = d2l_tensorflow_regnetx32()
+        fig["stock_fp32_train"] = train_images_per_second(
+            stock, batch, args.stock_steps, warmup=1, from_logits=True, label="stock")
+        fig["stock_fp32_infer"] = infer_images_per_second(stock, batch, max(2, reps // 4), label="stock")
+        progress(fig, "stock_")
+    else:
+        notes.append("stock Keras 3 peer skipped (--no-stock)")
+
+    # 4. Matmul throughput and our FLOP share.
+    spec = zoo.get_spec("RegNetX32")
+    forward_macs = complexity.count(spec, (96, 96, 1), NUM_CLASSES).flops
+    train_flops_per_image = 3 * 2 * forward_macs
+    fig["ours_fp32_train_flops"] = fig["ours_fp32_train"] * train_flops_per_image
+    fig["ours_bf16_train_flops"] = fig["ours_bf16_train"] * train_flops_per_image
+
+    # 5. Input pipeline.
+    fig["pipeline"] = pipeline_images_per_second(batch)
+
+    # Cost growth with image size (ours, fp32).
+    sizes = {}
+    if not args.no_sizes:
+        for px in (32, 64, 96, 128):
+            if px == 96:
+                sizes[px] = fig["ours_fp32_train"]
+                continue
+            model = keras_regnet.RegNetX32(input_shape=(px, px, 1))
+            sizes[px] = train_images_per_second(model, batch, max(2, steps // 2), warmup=1, size=px,
+                                                label="ours fp32")
+        fig["sizes"] = sizes
+    fig["load_average_end"] = load_average()
+    fig["effective_cores_end"] = effective_cores()
+    fig["cpu_shares"] = CPU_SHARES
+    fig["seconds"] = time.perf_counter() - started
+
+    # ------------------------------------------------------------------ report
+    model_name, flags = cpu_description()
+    print()
+    print(f"RegNetX32, 96x96x1, batch {batch}, 10 classes, SGD({LEARNING_RATE}); img/s, best of "
+          f"{args.rounds} round(s) "
+          f"(train: model.fit on tf.data of a fixed random batch, {steps} steps after warm-up; "
+          f"infer: tf.function, training=False, {reps} batches)")
+    rows = [
+        ("d2l TensorFlow code, stock Keras 3, fp32", "stock_fp32_train", "stock_fp32_infer"),
+        ("d2l PyTorch, fp32 contiguous", "torch_fp32_train", "torch_fp32_infer"),
+        ("d2l PyTorch, fp32 channels_last", "torch_fp32_cl_train", "torch_fp32_cl_infer"),
+        ("d2l PyTorch, bf16 autocast channels_last", "torch_bf16_cl_train", "torch_bf16_cl_infer"),
+        ("keras_regnet, float32", "ours_fp32_train", "ours_fp32_infer_unfolded"),
+        ("keras_regnet, float32, BN folded (infer)", None, "ours_fp32_infer"),
+        ("keras_regnet, mixed_bfloat16", "ours_bf16_train", "ours_bf16_infer_unfolded"),
+        ("keras_regnet, mixed_bfloat16, BN folded", None, "ours_bf16_infer"),
+    ]
+    print(f"  {'':46s} {'train':>9s} {'infer':>9s}")
+    for label, train_key, infer_key in rows:
+        cells = []
+        for key in (train_key, infer_key):
+            cells.append(f"{fig[key]:9.1f}" if key in fig else f"{'-':>9s}")
+        print(f"  {label:46s} {cells[0]} {cells[1]}")
+    print()
+    print(f"matmul 2048^2: fp32 {fig['matmul_fp32_flops'] / 1e9:.1f} GFLOP/s, "
+          f"bf16 {fig['matmul_bf16_flops'] / 1e9:.1f} GFLOP/s")
+    print(f"ours, training FLOPs/image = 3 x 2 x {forward_macs / 1e6:.1f} M MACs = "
+          f"{train_flops_per_image / 1e6:.0f} MFLOP: fp32 {fig['ours_fp32_train_flops'] / 1e9:.1f} GFLOP/s "
+          f"({100 * fig['ours_fp32_train_flops'] / fig['matmul_fp32_flops']:.0f}% of fp32 matmul), "
+          f"bf16 {fig['ours_bf16_train_flops'] / 1e9:.1f} GFLOP/s "
+          f"({100 * fig['ours_bf16_train_flops'] / fig['matmul_bf16_flops']:.0f}% of bf16 matmul)")
+    print(f"input pipeline alone (28x28 uint8 -> 96x96 float32, batch {batch}): {fig['pipeline']:.0f} img/s")
+    if sizes:
+        base = sizes[96] * 96 * 96
+        print("cost growth, ours fp32 training: img/s, img/s x pixels (relative to 96 px):")
+        for px, ips in sizes.items():
+            print(f"  {px:4d} px: {ips:8.1f} img/s, {ips * px * px / 1e6:7.2f} Mpx/s ({ips * px * px / base:.2f})")
+    print()
+    print("ratios (this run):")
+    fig["ratios"] = {}
+    for label, num, den, target in TARGETS:
+        if num in fig and den in fig:
+            ratio = fig[num] / fig[den]
+            fig["ratios"][label] = ratio
+            shown = f"{100 * ratio:.0f}%" if target < 1 else f"{ratio:.2f}x"
+            goal = f"{100 * target:.0f}%" if target < 1 else f"{target:.1f}x"
+            print(f"  {label:70s} {shown:>8s}  target >= {goal:6s} {'met' if ratio >= target else 'MISSED'}")
+        else:
+            print(f"  {label:70s} {'n/a':>8s}  (peer not measured)")
+    if "ours_fp32_infer" in fig and "torch_fp32_cl_infer" in fig:
+        print(f"  (infer without folding: fp32 {fig['ours_fp32_infer_unfolded'] / fig['torch_fp32_cl_infer']:.2f}x, "
+              f"bf16 {fig['ours_bf16_infer_unfolded'] / fig['torch_bf16_cl_infer']:.2f}x)")
+    print()
+    threads = (tf.config.threading.get_intra_op_parallelism_threads(),
+               tf.config.threading.get_inter_op_parallelism_threads())
+    print(f"cpu: {model_name}, {os.cpu_count()} logical cpus; flags: {' '.join(flags)}")
+    print(f"tensorflow {tf.__version__}, keras {keras.__version__}, "
+          f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset (on)')}, "
+          f"intra/inter threads {threads[0] or 'default'}/{threads[1] or 'default'}"
+          + (f", torch {fig['torch_version']} ({fig['torch_threads']} threads)" if "torch_version" in fig else ""))
+    print(f"load average at the end {fig['load_average_end']}; effective cores (parallel busy loops) "
+          f"{fig['effective_cores_start']:.2f} at start, {fig['effective_cores_end']:.2f} at end "
+          f"of {os.cpu_count()}; run took {fig['seconds']:.0f} s")
+    print("share of all CPUs used while timing: " + ", ".join(
+        f"{k} {100 * v:.0f}%" for k, v in CPU_SHARES.items()))
+    for note in notes:
+        print(f"note: {note}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(fig, f, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()
