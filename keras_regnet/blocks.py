@@ -11,6 +11,7 @@ explicitly so weights can be found and mapped by name:
 (stages count from 1, blocks within a stage from 0).
 """
 
+import keras
 from keras import layers
 
 from keras_regnet.layers import FusedBatchNormalization, GroupedConv2D, SqueezeExcite
@@ -115,9 +116,15 @@ def stage_fn(x, width_in, stage, index, block, name):
 
 
 def head(x, classes, activation, name):
-    """Global average pooling, then the classifier (activation applied here)."""
+    """Global average pooling, then the classifier (activation applied here).
+
+    Under a mixed precision policy the classifier computes in float32, as the
+    Keras mixed precision guide advises (softmax and the loss stay exact).
+    """
     x = layers.GlobalAveragePooling2D(name=f"{name}_head_gap")(x)
-    return layers.Dense(classes, activation=activation, name=f"{name}_predictions")(x)
+    mixed = keras.config.dtype_policy().name.startswith("mixed")
+    return layers.Dense(classes, activation=activation, name=f"{name}_predictions",
+                        dtype="float32" if mixed else None)(x)
 
 
 def body(x, spec, name):

@@ -154,6 +154,7 @@ def export_saved_model(
     logits=None,
     overwrite=False,
     verify=True,
+    fold_batch_norm=False,
 ):
     """Write `model` to `path/<version>/` as a TF Serving SavedModel.
 
@@ -168,6 +169,9 @@ def export_saved_model(
         overwrite: replace a non-empty existing version folder.
         verify: reload the export in a fresh process and compare outputs
             (`verify_export`); raises `ValueError` on mismatch.
+        fold_batch_norm: serve a copy with each batch norm folded into its
+            convolution (`keras_regnet.fold`): faster inference, outputs
+            within 1e-4 of the model's (verified at that tolerance).
 
     Returns:
         The version folder path (str).
@@ -188,9 +192,17 @@ def export_saved_model(
     import keras
     import tensorflow as tf
 
+    if not isinstance(fold_batch_norm, bool):
+        raise TypeError(f"fold_batch_norm must be True or False, got {fold_batch_norm!r}")
+    served = model
+    if fold_batch_norm:
+        from keras_regnet.fold import fold_batch_norm as fold
+
+        served = fold(model)
+
     def serve(images):
-        x = tf.cast(images, model.inputs[0].dtype)
-        scores = tf.cast(model(x, training=False), tf.float32)
+        x = tf.cast(images, served.inputs[0].dtype)
+        scores = tf.cast(served(x, training=False), tf.float32)
         probabilities = tf.nn.softmax(scores, axis=-1) if logits else scores
         return {
             "probabilities": probabilities,
@@ -201,7 +213,7 @@ def export_saved_model(
         [None, height, width, channels], input_dtype, name=INPUT_NAME
     )
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive.track(served)
     archive.add_endpoint(ENDPOINT_NAME, serve, input_signature=[spec])
     if os.path.isdir(version_dir):
         import shutil
@@ -218,7 +230,7 @@ def export_saved_model(
             stacklevel=2,
         )
     if verify:
-        verify_export(version_dir, model, logits=logits)
+        verify_export(version_dir, model, logits=logits, atol=1e-4 if fold_batch_norm else 1e-5)
     return version_dir
 
 

@@ -191,3 +191,16 @@ def test_cli_export_roundtrip_and_errors(model, tmp_path, capsys):
                      "--version", "2", "--no-verify"]) == 2
     assert "already holds version 2" in capsys.readouterr().err
     shutil.rmtree(out)
+
+
+def test_export_with_folded_batch_norm(tmp_path):
+    import keras_regnet
+
+    model = keras_regnet.RegNetY002(weights=None, input_shape=(32, 32, 3), classes=5)
+    version_dir = kexport.export_saved_model(model, tmp_path / "folded", fold_batch_norm=True)
+    loaded = tf.saved_model.load(version_dir)
+    x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3)).astype(np.uint8)
+    out = loaded.signatures["serving_default"](images=tf.constant(x))
+    np.testing.assert_allclose(out["probabilities"].numpy(), model(x.astype("float32")).numpy(), atol=1e-4)
+    with pytest.raises(TypeError, match="fold_batch_norm"):
+        kexport.export_saved_model(model, tmp_path / "bad", fold_batch_norm="yes")

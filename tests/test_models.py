@@ -154,3 +154,15 @@ def test_model_round_trips_through_keras_file(tmp_path):
     loaded = keras.saving.load_model(path)
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(model(x), loaded(x), rtol=1e-5, atol=1e-6)
+
+
+def test_classifier_is_float32_under_mixed_precision():
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = keras_regnet.RegNetX32(input_shape=(32, 32, 1))
+        assert model.get_layer("regnetx32_stem_conv").compute_dtype == "bfloat16"
+        assert model.get_layer("regnetx32_predictions").compute_dtype == "float32"
+        assert model.output.dtype == "float32"
+    finally:
+        keras.config.set_dtype_policy(policy)
