@@ -34,7 +34,7 @@ SPACES = ("AnyNetX_A", "AnyNetX_B", "AnyNetX_C", "AnyNetX_D", "AnyNetX_E", "RegN
 # ~10-40 s (Keras traces a new graph per network; it grows with depth, ~18 blocks
 # on average here): measured ~36 s per trial on 2 mostly free cores (48 trials,
 # --samples 8) -> ~45 minutes for 12 per space. Raise --samples for power.
-SAMPLES = 12
+SAMPLES = 10
 EPOCHS = 5
 FLOPS = (0.5e6, 2e6)
 IMAGE_SIZE = 32  # the smallest input 4 stride-2 stages + the stem accept
