@@ -29,12 +29,12 @@ from keras_regnet import analysis, design_spaces
 
 SPACES = ("AnyNetX_A", "AnyNetX_B", "AnyNetX_C", "AnyNetX_D", "AnyNetX_E", "RegNet")
 
-# Sized so the default 6-space study (72 trainings) fits in 60 minutes on 2 CPU
-# cores with the embedded digits data. A trial costs ~3 s per epoch plus a fixed
-# ~10-40 s (Keras traces a new graph per network; it grows with depth, ~18 blocks
-# on average here): measured ~36 s per trial on 2 mostly free cores (48 trials,
-# --samples 8) -> ~45 minutes for 12 per space. Raise --samples for power.
-SAMPLES = 10
+# Sized so the default 6-space study (48 trainings) fits in 60 minutes on 2 CPU
+# cores with the embedded digits data: measured 57.5 minutes on 2026-11-23 (41-108 s
+# per trial; most of a trial is Keras tracing a new network, which grows with
+# depth, and a long study process slows down as it grows in memory). Raise
+# --samples for statistical power when you have the time.
+SAMPLES = 8
 EPOCHS = 5
 FLOPS = (0.5e6, 2e6)
 IMAGE_SIZE = 32  # the smallest input 4 stride-2 stages + the stem accept
