@@ -1,6 +1,7 @@
 """`keras-regnet search`: a KerasTuner search over an AnyNet design space."""
 
 from keras_regnet import design_spaces
+from keras_regnet import records as records_lib
 
 
 def add_arguments(parser):
@@ -73,9 +74,9 @@ def run(args):
         oracle_host=args.oracle_host, oracle_port=args.oracle_port, worker_id=args.worker_id)
     if args.distributed == "worker":
         return 0
-    done = [r for r in records if tuning.error_of(r) is not None]
+    done = [r for r in records if records_lib.val_error(r) is not None]
     print(f"{len(done)} of {len(records)} trials completed; trials.csv in {args.out}")
     if done:
-        best = min(done, key=tuning.error_of)
-        print(f"best: trial {best['trial_id']} val_error {tuning.error_of(best):.4f}; model in {args.out}/best_model.keras")
+        best = min(done, key=records_lib.val_error)
+        print(f"best: trial {best['trial_id']} val_error {records_lib.val_error(best):.4f}; model in {args.out}/best_model.keras")
     return 0

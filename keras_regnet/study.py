@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from keras_regnet import analysis, design_spaces
+from keras_regnet import records as records_lib
 
 SPACES = ("AnyNetX_A", "AnyNetX_B", "AnyNetX_C", "AnyNetX_D", "AnyNetX_E", "RegNet")
 
@@ -174,7 +175,7 @@ def run_study(*, spaces=SPACES, samples=SAMPLES, epochs=EPOCHS, flops=FLOPS, dat
             oracle_port=oracle_port + i, worker_id=worker_id, save_best=False, verbose=verbose)
         if distributed == "worker":
             continue
-        errors = [e for e in (_error(r) for r in records) if e is not None]
+        errors = [e for e in (records_lib.val_error(r) for r in records) if e is not None]
         text = (f"error min {min(errors):.4f} median {float(np.median(errors)):.4f}" if errors
                 else "no completed trial")
         print(f"[{i + 1}/{len(spaces)}] {space.name}: {len(errors)}/{len(records)} trials completed, {text} "
@@ -216,22 +217,10 @@ def _check_study_dir(out, identity):
                              "use another --out folder (only --samples and --proxy-check may change)")
         return
     os.makedirs(out, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(identity, f, indent=2)
-    os.replace(tmp, path)
+    records_lib.write_json(path, identity)
 
 
 # --------------------------------------------------------------------------- trials
-
-def _error(record):
-    """Final-epoch validation error of a trials.csv row, None if it did not complete."""
-    value = record.get("val_error")
-    if value in (None, ""):
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
-
 
 def load_trials(out, spaces):
     """{space: completed trial rows (dicts, val_error and flops as floats)} from OUT/<space>/trials.csv."""
@@ -242,8 +231,8 @@ def load_trials(out, spaces):
         if os.path.exists(path):
             with open(path, newline="", encoding="utf-8") as f:
                 for row in csv.DictReader(f):
-                    if row.get("status") == "COMPLETED" and _error(row) is not None:
-                        rows.append(dict(row, val_error=_error(row), flops=float(row["flops"])))
+                    if row.get("status") == "COMPLETED" and records_lib.val_error(row) is not None:
+                        rows.append(dict(row, val_error=records_lib.val_error(row), flops=float(row["flops"])))
         result[name] = rows
     return result
 
@@ -402,7 +391,7 @@ def run_proxy_check(out, spaces, k, *, ds, epochs, batch_size, lr, seed):
         done[key] = {"space": key[0], "trial_id": key[1], "flops": int(row["flops"]),
                      "short_error": row["val_error"], "long_error": long_error, "epochs": epochs,
                      "seconds": round(time.perf_counter() - began, 1)}
-        _write_rows(path, fields, [done[(r["space"], str(r["trial_id"]))] for r in chosen
+        records_lib.write_csv(path, fields, [done[(r["space"], str(r["trial_id"]))] for r in chosen
                                    if (r["space"], str(r["trial_id"])) in done])
         print(f"proxy {i + 1}/{len(chosen)} {key[0]} trial {key[1]}: error {row['val_error']:.4f} after "
               f"{epochs // PROXY_FACTOR} epochs, {long_error:.4f} after {epochs} "
@@ -417,13 +406,6 @@ def proxy_summary(rows, epochs):
     return {"k": len(rows), "epochs": epochs, "spearman": rho, "p": p, "rows": rows}
 
 
-def _write_rows(path, fields, rows):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- report

@@ -57,6 +57,8 @@ import os
 import shutil
 import time
 
+from keras_regnet import records as records_lib
+
 SCHEDULES = ("cosine", "constant")
 MIXED_PRECISION = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 STRATEGIES = ("auto", "mirrored", "multiworker")
@@ -457,14 +459,6 @@ def check_out_dir(out, identity):
         return
 
 
-def _write_json(path, data):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def _read_history(path):
     if not os.path.exists(path):
         return []
@@ -639,7 +633,7 @@ def train(config):
 
     try:
         os.makedirs(out, exist_ok=True)
-        _write_json(os.path.join(out, RUN_FILE), {**identity, "config": config.to_dict()})
+        records_lib.write_json(os.path.join(out, RUN_FILE), {**identity, "config": config.to_dict()})
     except OSError as error:
         raise ValueError(f"--out {out!r} cannot be written: {error.strerror or error}.") from None
 
@@ -702,5 +696,5 @@ def train(config):
         "mixed_precision": config.mixed_precision,
         "config": config.to_dict(),
     }
-    _write_json(os.path.join(out, SUMMARY_FILE), summary)
+    records_lib.write_json(os.path.join(out, SUMMARY_FILE), summary)
     return summary

@@ -17,9 +17,7 @@ trained: the space's complexity window rejects them when sampling, and the
 hypermodel refuses any that slips through.
 """
 
-import csv
 import json
-import math
 import os
 import time
 
@@ -27,7 +25,8 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_regnet import complexity, design_spaces
+from keras_regnet import design_spaces
+from keras_regnet import records as records_lib
 from keras_regnet.specs import AnyNetSpec, StageSpec
 
 COMPLEXITY_KEYS = ("flops", "params", "acts")
@@ -254,13 +253,7 @@ def write_trials_csv(oracle, path):
     columns = []
     for record in records:
         columns.extend(k for k in record if k not in columns)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        for record in records:
-            writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
-    os.replace(tmp, path)
+    records_lib.write_csv(path, columns, records)
     return records
 
 
@@ -398,16 +391,4 @@ def _check_out(out, space, tuner, dataset):
                 f"--out {out} holds a different search ({previous.get('space')}, {previous.get('tuner')}, "
                 f"{previous.get('dataset')}); use another --out folder to start a new one")
     else:
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(identity, f, indent=2)
-        os.replace(tmp, path)
-
-
-def error_of(record):
-    """Validation error of a trials.csv record (None when the trial did not complete)."""
-    value = record.get("val_error")
-    if value in (None, ""):
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
+        records_lib.write_json(path, identity)
