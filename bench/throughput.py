@@ -130,13 +130,12 @@ def d2l_tensorflow_regnetx32():
     return net
 
 
-TORCH_SCRIPT = r'''
+# The d2l PyTorch RegNetX32 (also used by profile_step.py).
+TORCH_MODEL = r'''
 import json, os, sys, time
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-batch, steps, reps = (int(v) for v in sys.argv[1:4])
 
 
 class ResNeXtBlock(nn.Module):  # d2l section 8.6, pytorch cell
@@ -189,6 +188,10 @@ def regnetx32(num_classes=10):  # d2l AnyNet(arch, stem_channels) with RegNetX32
     net(torch.zeros(1, 1, 96, 96))
     net.apply(init_cnn)
     return net
+'''
+
+TORCH_SCRIPT = TORCH_MODEL + r'''
+batch, steps, reps = (int(v) for v in sys.argv[1:4])
 
 
 def measure(channels_last, bf16):
