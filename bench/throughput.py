@@ -317,12 +317,21 @@ def random_batch(batch, size, seed=0):
     return x, y
 
 
+# tf.data autotuning off for the fixed batch (there is nothing to tune in it). With it
+# on, TF 2.21 sometimes holds `fit`'s return until the autotuner's current sleep
+# ends (periods of 10 ms doubling up to 60 s), so a fit of a few seconds could
+# end at the next 10 x (2^k - 1) ms: 3/8 fits of 8 steps took 5.11 s instead of
+# ~3.4 s, in any policy. That is a teardown stall, not training throughput.
+FIXED_BATCH_OPTIONS = tf.data.Options()
+FIXED_BATCH_OPTIONS.autotune.enabled = False
+
+
 def train_images_per_second(model, batch, steps, warmup, size=96, from_logits=False, label=None):
     """`model.fit` on a tf.data dataset repeating one fixed random batch."""
     model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
     x, y = random_batch(batch, size)
-    dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
+    dataset = tf.data.Dataset.from_tensors((x, y)).repeat().with_options(FIXED_BATCH_OPTIONS)
     model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
     with Clock() as clock:
         model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
