@@ -95,25 +95,15 @@ def tf_op_totals(model, dataset, steps):
 
 def child_torch(steps):
     """Train the d2l PyTorch RegNetX32, bf16 autocast + channels_last (or fp32 channels_last)."""
-    sys.path.insert(0, str(HERE))
     namespace = {}
     exec(_torch_model_code(), namespace)  # noqa: S102 - the bench's own model code
-    torch, functional = namespace["torch"], namespace["F"]
+    torch = namespace["torch"]
     bf16 = os.environ["PROFILE_POLICY"] == "mixed_bfloat16"
     torch.manual_seed(0)
     net = namespace["regnetx32"]().to(memory_format=torch.channels_last)
     x = (torch.rand(BATCH, 1, SIZE, SIZE) * 255).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, CLASSES, (BATCH,))
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
-
-    def step():
-        optimizer.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = functional.cross_entropy(net(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-
+    step = namespace["make_train_step"](net, x, y, bf16)
     for _ in range(3):
         step()
     print(MARK, flush=True)

@@ -188,6 +188,21 @@ def regnetx32(num_classes=10):  # d2l AnyNet(arch, stem_channels) with RegNetX32
     net(torch.zeros(1, 1, 96, 96))
     net.apply(init_cnn)
     return net
+
+
+def make_train_step(net, x, y, bf16):
+    """The usual zero_grad / forward / backward / step loop body, SGD(0.05)."""
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+
+    def step():
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
 '''
 
 TORCH_SCRIPT = TORCH_MODEL + r'''
@@ -202,16 +217,7 @@ def measure(channels_last, bf16):
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(net.parameters(), lr=0.05)
-
-    def step():
-        opt.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = make_train_step(net, x, y, bf16)
     net.train()
     for _ in range(2):
         step()
