@@ -34,22 +34,16 @@ BATCH, SIZE, CLASSES = 128, 96, 10
 
 def child_ours(policy, steps):
     """Train keras_regnet.RegNetX32 (warm-up, then `steps` logged steps, then profiler steps)."""
-    sys.path.insert(0, str(HERE.parent))
-    import numpy as np
-    import tensorflow as tf
+    sys.path.insert(0, str(HERE))
     import keras
 
     keras.mixed_precision.set_global_policy(policy)
     import keras_regnet
+    from throughput import fixed_batch_dataset
 
     model = keras_regnet.RegNetX32()
     model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (BATCH, SIZE, SIZE, 1)).astype("float32")
-    y = rng.integers(0, CLASSES, BATCH).astype("int32")
-    options = tf.data.Options()
-    options.autotune.enabled = False  # see FIXED_BATCH_OPTIONS in throughput.py
-    dataset = tf.data.Dataset.from_tensors((x, y)).repeat().with_options(options)
+    dataset = fixed_batch_dataset(BATCH, SIZE)
     model.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0, shuffle=False)
     print(MARK, flush=True)
     start = time.perf_counter()
@@ -116,6 +110,7 @@ def child_torch(steps):
 
 
 def _torch_model_code():
+    # Read, not imported: importing throughput.py would load TensorFlow into the PyTorch process.
     source = (HERE / "throughput.py").read_text()
     return source.split("TORCH_MODEL = r'''", 1)[1].split("'''", 1)[0]
 

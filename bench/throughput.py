@@ -332,12 +332,16 @@ FIXED_BATCH_OPTIONS = tf.data.Options()
 FIXED_BATCH_OPTIONS.autotune.enabled = False
 
 
+def fixed_batch_dataset(batch, size=96):
+    """One fixed random batch, repeated: what the training figures are measured on."""
+    return tf.data.Dataset.from_tensors(random_batch(batch, size)).repeat().with_options(FIXED_BATCH_OPTIONS)
+
+
 def train_images_per_second(model, batch, steps, warmup, size=96, from_logits=False, label=None):
     """`model.fit` on a tf.data dataset repeating one fixed random batch."""
     model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
-    x, y = random_batch(batch, size)
-    dataset = tf.data.Dataset.from_tensors((x, y)).repeat().with_options(FIXED_BATCH_OPTIONS)
+    dataset = fixed_batch_dataset(batch, size)
     model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
     with Clock() as clock:
         model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)

@@ -1,4 +1,3 @@
-import csv
 import json
 import math
 import socket
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from helpers import csv_rows, run_chief_and_workers
 from keras_regnet import analysis, design_spaces, study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,11 +168,6 @@ def tiny_spaces(*names):
     return [design_spaces.get(n, depth=(1, 1), width=(8, 32)) for n in names]
 
 
-def _rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
@@ -187,7 +182,7 @@ def test_study_end_to_end_numbers_match_trials(tiny_study):
     out, _, summary, _ = tiny_study
     errs, flops = {}, {}
     for name in ("AnyNetX_C", "AnyNetX_D"):
-        rows = _rows(out / name / "trials.csv")
+        rows = csv_rows(out / name / "trials.csv")
         assert len(rows) == 3 and {r["status"] for r in rows} == {"COMPLETED"}
         errs[name] = [float(r["val_error"]) for r in rows]  # the final epoch's error, not the best
         flops[name] = [float(r["flops"]) for r in rows]
@@ -209,7 +204,7 @@ def test_study_end_to_end_numbers_match_trials(tiny_study):
 
 def test_study_proxy_check(tiny_study):
     out, _, summary, _ = tiny_study
-    rows = _rows(out / study.PROXY_FILE)
+    rows = csv_rows(out / study.PROXY_FILE)
     assert len(rows) == 3 and all(r["epochs"] == "4" for r in rows)
     short = [float(r["short_error"]) for r in rows]
     long = [float(r["long_error"]) for r in rows]
@@ -224,14 +219,14 @@ def test_study_proxy_check(tiny_study):
 
 def test_study_resumes_without_retraining(tiny_study, capsys):
     out, kwargs, _, first_seconds = tiny_study
-    before = {name: _rows(out / name / "trials.csv") for name in ("AnyNetX_C", "AnyNetX_D")}
-    proxy_before = _rows(out / study.PROXY_FILE)
+    before = {name: csv_rows(out / name / "trials.csv") for name in ("AnyNetX_C", "AnyNetX_D")}
+    proxy_before = csv_rows(out / study.PROXY_FILE)
     capsys.readouterr()
     study.run_study(**kwargs)
     printed = capsys.readouterr().out
     assert not [line for line in printed.splitlines() if line.startswith(("trial ", "proxy "))], printed
-    assert {name: _rows(out / name / "trials.csv") for name in before} == before
-    assert _rows(out / study.PROXY_FILE) == proxy_before
+    assert {name: csv_rows(out / name / "trials.csv") for name in before} == before
+    assert csv_rows(out / study.PROXY_FILE) == proxy_before
     with pytest.raises(ValueError, match="epochs"):
         study.run_study(**dict(kwargs, epochs=2))
 
@@ -268,25 +263,9 @@ def test_distributed_study_chief_and_worker(tmp_path):
     common = [sys.executable, "-m", "apps.cli", "study", "--spaces", "AnyNetX_D,AnyNetX_E", "--samples", "2",
               "--epochs", "1", "--flops", "0.3M:1M", "--batch-size", "64", "--out", str(out),
               "--oracle-port", str(port)]
-    logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("chief", "w1")}
-    procs = {}
-    try:
-        procs["chief"] = subprocess.Popen(common + ["--distributed", "chief"], cwd=ROOT, stdout=logs["chief"],
-                                          stderr=subprocess.STDOUT)
-        time.sleep(3)
-        procs["w1"] = subprocess.Popen(common + ["--distributed", "worker", "--worker-id", "w1"], cwd=ROOT,
-                                       stdout=logs["w1"], stderr=subprocess.STDOUT)
-        for name in ("w1", "chief"):
-            assert procs[name].wait(timeout=1800) == 0, Path(logs[name].name).read_text()[-3000:]
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
-        for log in logs.values():
-            log.close()
+    run_chief_and_workers(common, ("w1",), tmp_path, timeout=1800)
     for name in ("AnyNetX_D", "AnyNetX_E"):
-        rows = _rows(out / name / "trials.csv")
+        rows = csv_rows(out / name / "trials.csv")
         assert len(rows) == 2 and {r["status"] for r in rows} == {"COMPLETED"}
     worker_log = (tmp_path / "w1.log").read_text()
     assert sum(line.startswith("trial ") for line in worker_log.splitlines()) == 4

@@ -1,5 +1,3 @@
-import csv
-import os
 import signal
 import socket
 import subprocess
@@ -8,9 +6,9 @@ import time
 from pathlib import Path
 
 import keras_tuner
-import numpy as np
 import pytest
 
+from helpers import csv_rows, run_chief_and_workers
 from keras_regnet import design_spaces, tuning
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,11 +85,6 @@ def _cli(*args, timeout=600):
                           text=True, timeout=timeout)
 
 
-def _rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def test_random_search_end_to_end(tmp_path):
     out = tmp_path / "search"
     result = _cli("search", "--space", "AnyNetX_E", "--tuner", "random", "--max-trials", "2", "--epochs", "1",
@@ -99,7 +92,7 @@ def test_random_search_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     progress = [l for l in result.stdout.splitlines() if l.startswith("trial ")]
     assert len(progress) == 2 and all("flops" in l and "val_error" in l for l in progress)
-    rows = _rows(out / "trials.csv")
+    rows = csv_rows(out / "trials.csv")
     assert len(rows) == 2 and {r["status"] for r in rows} == {"COMPLETED"}
     space = small_space("AnyNetX_E")
     for row in rows:
@@ -160,17 +153,17 @@ def test_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path):
     try:
         def one_done():
             path = out / "trials.csv"
-            return path.exists() and any(r["status"] == "COMPLETED" for r in _rows(path))
+            return path.exists() and any(r["status"] == "COMPLETED" for r in csv_rows(path))
         _wait_for(one_done, 300, "a completed trial")
         first.send_signal(signal.SIGKILL)
     finally:
         first.kill()
         first.wait(30)
-    before = {r["trial_id"]: r for r in _rows(out / "trials.csv") if r["status"] == "COMPLETED"}
+    before = {r["trial_id"]: r for r in csv_rows(out / "trials.csv") if r["status"] == "COMPLETED"}
     assert before
     second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
-    after = _rows(out / "trials.csv")
+    after = csv_rows(out / "trials.csv")
     assert len(after) == 3 and len({r["trial_id"] for r in after}) == 3
     assert all(r["status"] == "COMPLETED" for r in after)
     rerun_ids = {l.split()[1] for l in second.stdout.splitlines() if l.startswith("trial ")}
@@ -190,27 +183,10 @@ def test_distributed_search_chief_and_two_workers(tmp_path):
     out, port = tmp_path / "dist", _free_port()
     common = [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_B", "--max-trials", "3",
               "--epochs", "1", "--out", str(out), "--oracle-port", str(port), *SEARCH_FLAGS]
-    logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("chief", "w1", "w2")}
-    procs = {}
-    try:
-        procs["chief"] = subprocess.Popen(common + ["--distributed", "chief"], cwd=ROOT,
-                                          stdout=logs["chief"], stderr=subprocess.STDOUT)
-        time.sleep(3)
-        for name in ("w1", "w2"):
-            procs[name] = subprocess.Popen(common + ["--distributed", "worker", "--worker-id", name], cwd=ROOT,
-                                           stdout=logs[name], stderr=subprocess.STDOUT)
-        for name in ("w1", "w2", "chief"):
-            assert procs[name].wait(timeout=600) == 0, Path(logs[name].name).read_text()[-3000:]
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
-        for log in logs.values():
-            log.close()
+    run_chief_and_workers(common, ("w1", "w2"), tmp_path, timeout=600)
     ran = {name: [l.split()[1] for l in (tmp_path / f"{name}.log").read_text().splitlines() if l.startswith("trial ")]
            for name in ("w1", "w2")}
     assert ran["w1"] and ran["w2"], ran
-    rows = _rows(out / "trials.csv")
+    rows = csv_rows(out / "trials.csv")
     assert sorted(r["trial_id"] for r in rows) == sorted(ran["w1"] + ran["w2"])
     assert all(r["status"] == "COMPLETED" for r in rows)
