@@ -207,3 +207,8 @@ class SqueezeExcite(keras.layers.Layer):
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
         })
         return config
+
+
+# A trained model's .keras file names keras_regnet's optimizer too; importing the
+# layers (the documented step before `keras.saving.load_model`) registers it.
+from keras_regnet import optimizers as _optimizers  # noqa: E402, F401
