@@ -20,6 +20,8 @@ def add_arguments(parser):
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the training recipe's)")
     parser.add_argument("--out", default="runs/search")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="trials trained at once, each in its own process (default: one per CPU core)")
     parser.add_argument("--distributed", choices=("chief", "worker"), default=None,
                         help="KerasTuner chief/worker mode (one chief serves the oracle, workers train)")
     parser.add_argument("--oracle-host", default="127.0.0.1")
@@ -71,7 +73,8 @@ def run(args):
         dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
         batch_size=args.batch_size, out=args.out, seed=args.seed,
         train_config=train_config_from_args(args, args.epochs), distributed=args.distributed,
-        oracle_host=args.oracle_host, oracle_port=args.oracle_port, worker_id=args.worker_id)
+        oracle_host=args.oracle_host, oracle_port=args.oracle_port, worker_id=args.worker_id,
+        workers=args.workers)
     if args.distributed == "worker":
         return 0
     done = [r for r in records if records_lib.val_error(r) is not None]

@@ -19,9 +19,7 @@ hypermodel refuses any that slips through.
 
 import json
 import os
-import time
 
-import keras
 import keras_tuner
 import numpy as np
 
@@ -31,6 +29,7 @@ from keras_regnet.specs import AnyNetSpec, StageSpec
 
 COMPLEXITY_KEYS = ("flops", "params", "acts")
 TUNERS = ("random", "hyperband", "bayesian")
+CHECKPOINT = "checkpoint.weights.h5"  # KerasTuner's name for a trial's best weights (Keras 3)
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
 
 
@@ -140,17 +139,6 @@ class BayesianOptimizationOracle(DesignSpaceOracleMixin, keras_tuner.oracles.Bay
     """Bayesian optimization whose proposals are projected onto the design space."""
 
 
-class _Timing(keras.callbacks.Callback):
-    """Adds ``seconds`` (since the trial's fit began) to each epoch's logs."""
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["seconds"] = time.perf_counter() - self.start
-
-
 class DesignSpaceHyperModel(keras_tuner.HyperModel):
     """Builds and compiles the AnyNet that a trial's values describe."""
 
@@ -176,37 +164,6 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
         model = AnyNet(spec, input_shape=self.input_shape, classes=self.classes, name=self.name)
         return training.compile_model(model, self.train_config, self.steps_per_epoch)
 
-    def fit(self, hp, model, *args, callbacks=None, **kwargs):
-        kwargs.setdefault("shuffle", False)  # the tf.data pipeline shuffles already
-        return model.fit(*args, callbacks=[_Timing(), *(callbacks or [])], **kwargs)
-
-
-class _ReportingMixin:
-    """A progress line and an up-to-date trials.csv after every trial."""
-
-    def __init__(self, *args, report_dir=None, **kwargs):
-        self.report_dir = report_dir
-        super().__init__(*args, **kwargs)
-
-    def on_trial_end(self, trial):
-        super().on_trial_end(trial)
-        ended = self.oracle.get_trial(trial.trial_id)
-        print(format_trial(ended), flush=True)
-        if self.report_dir and isinstance(self.oracle, keras_tuner.Oracle):  # not a worker's client
-            write_trials_csv(self.oracle, os.path.join(self.report_dir, "trials.csv"))
-
-
-class Tuner(_ReportingMixin, keras_tuner.Tuner):
-    """Generic tuner (random search, Bayesian optimization) with reporting."""
-
-
-class HyperbandTuner(_ReportingMixin, keras_tuner.Hyperband):
-    """KerasTuner's Hyperband tuner (epoch budgets, warm starts) with our oracle."""
-
-    def __init__(self, oracle, hypermodel=None, *, report_dir=None, **kwargs):
-        self.report_dir = report_dir
-        keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
-
 
 def _last(trial, name):
     try:
@@ -227,6 +184,8 @@ def trial_record(trial):
         "best_val_error": None if trial.score is None else 1.0 - float(trial.score),
         "seconds": _last(trial, "seconds"),
         "epochs": values.pop("tuner/epochs", None),
+        "worker_peak_rss_mb": _last(trial, "worker_peak_rss_mb"),
+        "message": (trial.message or "").strip().splitlines()[0] if trial.message else None,
     }
     for key in [k for k in values if k.startswith("tuner/")]:
         record[key] = values.pop(key)
@@ -283,16 +242,17 @@ def parse_window(text, name="--flops"):
 
 
 def make_oracle(tuner, space, *, max_trials, seed, epochs):
+    """The constrained oracle for `tuner`; a trial whose worker died is retried once."""
+    common = {"space": space, "objective": OBJECTIVE, "seed": seed, "max_retries_per_trial": 1}
     if tuner == "random":
-        return RandomSearchOracle(space=space, objective=OBJECTIVE, max_trials=max_trials, seed=seed)
+        return RandomSearchOracle(max_trials=max_trials, **common)
     if tuner == "bayesian":
         # KerasTuner's default (3 x dimensions random points first) would make
         # a small budget pure random search; keep a quarter of it random.
-        return BayesianOptimizationOracle(space=space, objective=OBJECTIVE, max_trials=max_trials, seed=seed,
-                                          num_initial_points=max(2, max_trials // 4))
+        return BayesianOptimizationOracle(max_trials=max_trials, num_initial_points=max(2, max_trials // 4),
+                                          **common)
     if tuner == "hyperband":
-        oracle = HyperbandOracle(space=space, objective=OBJECTIVE, max_epochs=max(epochs, 2), factor=3,
-                                 hyperband_iterations=1, seed=seed)
+        oracle = HyperbandOracle(max_epochs=max(epochs, 2), factor=3, hyperband_iterations=1, **common)
         oracle.max_trials = max_trials  # Hyperband sizes its brackets; this caps the total
         return oracle
     raise ValueError(f"tuner must be one of {TUNERS}, got {tuner!r}")
@@ -314,15 +274,16 @@ def set_distributed(role, *, oracle_host, oracle_port, worker_id=None):
 def run_search(*, space, tuner="random", max_trials=10, epochs=3, dataset="digits", data_dir=None,
                image_size=None, batch_size=128, out="runs/search", seed=0, train_config=None,
                distributed=None, oracle_host="127.0.0.1", oracle_port=8000, worker_id=None,
-               save_best=True, verbose=0):
+               save_best=True, workers=None, verbose=0):
     """The search job: data, space, oracle, tuner; writes trials.csv and the best model.
 
     `space` is a design space (or its name, given with no overrides).
-    Re-running with the same `out` resumes: completed trials are kept and
-    never re-run. Returns the trial records.
+    Trials run in `workers` worker processes (default: one per CPU core; see
+    `keras_regnet.trial_workers`). Re-running with the same `out` resumes:
+    completed trials are kept and never re-run. Returns the trial records.
     """
     from keras_regnet import data as data_lib
-    from keras_regnet import training
+    from keras_regnet import trial_workers
 
     if isinstance(space, str):
         space = design_spaces.get(space)
@@ -333,9 +294,37 @@ def run_search(*, space, tuner="random", max_trials=10, epochs=3, dataset="digit
     for name, value in (("max_trials", max_trials), ("epochs", epochs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    workers = trial_workers.check_workers(trial_workers.default_workers() if workers is None else workers)
     set_distributed(distributed, oracle_host=oracle_host, oracle_port=oracle_port, worker_id=worker_id)
-
     ds = data_lib.load(dataset, image_size=image_size, batch_size=batch_size, data_dir=data_dir, seed=seed)
+    prepared = prepare_search(space, ds, tuner=tuner, max_trials=max_trials, epochs=epochs, out=out, seed=seed,
+                              train_config=train_config, dataset=dataset, batch_size=batch_size,
+                              save_best=save_best, name="")
+    if distributed == "chief":  # KerasTuner's chief serves the oracle; the workers train
+        serve(prepared)
+    else:
+        setup = worker_setup(dataset=dataset, data_dir=data_dir, image_size=image_size, batch_size=batch_size,
+                             seed=seed, train_config=prepared.train_config, workers=workers)
+        trial_workers.run_searches([prepared.pool], setup, workers=workers)
+    if distributed == "worker":
+        return []
+    return finish_search(prepared, out, save_best=save_best)
+
+
+class PreparedSearch:
+    """A KerasTuner tuner (oracle, hypermodel, project folder) and its pool description."""
+
+    def __init__(self, tuner, pool, train_config):
+        self.tuner = tuner
+        self.pool = pool
+        self.train_config = train_config
+
+
+def prepare_search(space, ds, *, tuner, max_trials, epochs, out, seed, train_config, dataset, batch_size,
+                   save_best, name):
+    """Check the space against the data, then set up (or reload) the KerasTuner search in `out`."""
+    from keras_regnet import training, trial_workers
+
     overrides = {**space.to_dict(), "input_shape": tuple(ds.input_shape), "classes": ds.num_classes}
     space = design_spaces.get(**overrides)
     minimum = 2 ** (1 + space.num_stages)
@@ -345,28 +334,60 @@ def run_search(*, space, tuner="random", max_trials=10, epochs=3, dataset="digit
     # Fail fast (before any training) when the window cannot be met.
     space.sample(np.random.default_rng(seed))
 
-    config = train_config or training.TrainConfig(epochs=epochs, batch_size=batch_size, verbose=0)
+    config = train_config or training.TrainConfig(epochs=epochs, batch_size=batch_size, verbose=0, seed=seed)
     os.makedirs(out, exist_ok=True)
     _check_out(out, space, tuner, dataset)
     hypermodel = DesignSpaceHyperModel(space, input_shape=ds.input_shape, classes=ds.num_classes,
                                        train_config=config, steps_per_epoch=ds.steps_per_epoch)
     oracle = make_oracle(tuner, space, max_trials=max_trials, seed=seed, epochs=epochs)
-    cls = HyperbandTuner if tuner == "hyperband" else Tuner
-    search = cls(oracle=oracle, hypermodel=hypermodel, directory=out, project_name="tuner", overwrite=False,
-                 report_dir=out, max_model_size=None)
+    # KerasTuner's Tuner keeps the project folder (reload = resume), serves the
+    # oracle as a distributed chief, or wraps it in a client on a worker; the
+    # trials themselves run in `trial_workers`.
+    search = keras_tuner.Tuner(oracle=oracle, hypermodel=hypermodel, directory=out, project_name="tuner",
+                               overwrite=False, max_model_size=None)
     search.oracle.verbose = 0
-    fit_epochs = {} if tuner == "hyperband" else {"epochs": epochs}
-    search.search(ds.train, validation_data=ds.validation, verbose=verbose, **fit_epochs)
-    if distributed == "worker":
-        return []
+    local = isinstance(search.oracle, keras_tuner.Oracle)  # not a distributed worker's client
+
+    def on_trial_end(trial):
+        if local:
+            write_trials_csv(search.oracle, os.path.join(out, "trials.csv"))
+
+    pool = trial_workers.Search(
+        name=name, oracle=search.oracle, space=json.loads(json.dumps(space.to_dict())),
+        project_dir=search.project_dir, epochs=epochs, max_trials=max_trials, save_best=save_best,
+        hyperband=tuner == "hyperband", on_trial_end=on_trial_end,
+        tuner_id=os.environ.get("KERASTUNER_TUNER_ID", "tuner0"))
+    return PreparedSearch(search, pool, config)
+
+
+def worker_setup(*, dataset, data_dir, image_size, batch_size, seed, train_config, workers):
+    """The pool's per-process setup: the data, the recipe, and 1/workers of the CPU threads each."""
+    from keras_regnet import trial_workers
+
+    threads = max(1, trial_workers.default_workers() // workers)
+    return trial_workers.WorkerSetup(dataset=dataset, data_dir=data_dir, image_size=image_size,
+                                     batch_size=batch_size, seed=seed, train_config=train_config.to_dict(),
+                                     threads=threads)
+
+
+def serve(prepared):
+    """KerasTuner's chief: serve the oracle over gRPC until the workers have run every trial."""
+    prepared.tuner.search(epochs=prepared.pool.epochs)
+
+
+def finish_search(prepared, out, *, save_best):
+    """trials.csv, and the best model (`best_model.keras`, `best_trial.json`) when asked."""
+    search = prepared.tuner
     records = write_trials_csv(search.oracle, os.path.join(out, "trials.csv"))
     if save_best:
         best = search.oracle.get_best_trials(1)
         if best and best[0].status == "COMPLETED":
-            model = search.load_model(best[0])
-            model.save(os.path.join(out, "best_model.keras"))
-            with open(os.path.join(out, "best_trial.json"), "w", encoding="utf-8") as f:
-                json.dump(trial_record(best[0]), f, indent=2, default=_json_default)
+            checkpoint = os.path.join(search.get_trial_dir(best[0].trial_id), CHECKPOINT)
+            if os.path.exists(checkpoint):
+                model = search.load_model(best[0])
+                model.save(os.path.join(out, "best_model.keras"))
+                records_lib.write_json(os.path.join(out, "best_trial.json"),
+                                       json.loads(json.dumps(trial_record(best[0]), default=_json_default)))
     return records
 
 

@@ -1,0 +1,436 @@
+"""Trials in worker processes: flat memory, N trials at once, a crash costs one trial.
+
+Why: TensorFlow keeps memory per network built in a process (about 70 MB a
+network even after `keras.backend.clear_session()` and `gc.collect()`), so a
+long search in one process grows until it runs out. Here KerasTuner's oracle
+stays in the calling process (its seed, resume and duplicate rules are
+unchanged) and each trial's build + fit runs in a worker process that
+exits, and is replaced, once its memory passes a limit. N workers train N
+trials at once, each with 1/N of the CPU threads; a worker that dies (a
+crash, an OOM kill) costs only its current trial, which goes back to the
+oracle as ``INVALID`` (KerasTuner retries it once, then records it as failed
+with the reason).
+
+`run_searches` drives one or more searches (one per design space in a
+study) through one pool, so workers never wait at the boundary between two
+searches; with ``sequential=True`` (KerasTuner's distributed workers, whose
+chief serves one search at a time) a search starts when the previous one has
+ended.
+"""
+
+import dataclasses
+import multiprocessing
+import multiprocessing.connection
+import os
+import sys
+import time
+import traceback
+import zlib
+
+_RUNNING, _IDLE, _STOPPED = "RUNNING", "IDLE", "STOPPED"
+DEFAULT_MEMORY_LIMIT_MB = 1500  # a worker past this peak RSS is replaced after its trial
+DEFAULT_TRIALS_PER_WORKER = 50
+
+
+def default_workers():
+    """One worker per CPU core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_workers(workers):
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
+        raise ValueError(f"--workers must be an integer in 1..256, got {workers!r}")
+    return workers
+
+
+@dataclasses.dataclass
+class Search:
+    """One KerasTuner search run by the pool.
+
+    ``oracle`` is a KerasTuner oracle (or the `OracleClient` of a distributed
+    worker); ``space`` a design-space dict (`DesignSpace.to_dict()` with the
+    data's input shape and classes); ``project_dir`` where trial checkpoints
+    go (KerasTuner's layout: ``trial_<id>/checkpoint.weights.h5``);
+    ``save_best`` keeps the best-epoch weights of any trial that beats the
+    best so far (enough for `Tuner.load_model` of the best trial);
+    ``on_trial_end(trial)`` reports.
+    """
+
+    name: str
+    oracle: object
+    space: dict
+    project_dir: str
+    epochs: int
+    max_trials: int
+    save_best: bool = False
+    hyperband: bool = False
+    on_trial_end: object = None
+    tuner_id: str = "tuner0"
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSetup:
+    """What every worker process loads once: the data and the training recipe."""
+
+    dataset: str
+    data_dir: object
+    image_size: object
+    batch_size: int
+    seed: int
+    train_config: dict
+    threads: int = 1
+    memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB
+    trials_per_worker: int = DEFAULT_TRIALS_PER_WORKER
+
+
+# --------------------------------------------------------------------------- worker process
+
+def _peak_rss_mb():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _trial_seed(seed, trial_id):
+    digits = str(trial_id)
+    number = int(digits) if digits.isdigit() else zlib.crc32(digits.encode())
+    return (int(seed) * 1_000_003 + number) % (2**31 - 1)
+
+
+def _worker_main(conn, setup):
+    """A worker process: load the data once, then run trials until told to stop or full."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(setup.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(setup.threads)
+    from keras_regnet import data as data_lib
+
+    ds = data_lib.load(setup.dataset, image_size=setup.image_size, batch_size=setup.batch_size,
+                       data_dir=setup.data_dir, seed=setup.seed)
+    conn.send(("ready", os.getpid()))
+    done = 0
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        result = _run_trial(message, ds, setup)
+        done += 1
+        result["peak_rss_mb"] = _peak_rss_mb()
+        result["recycle"] = result["peak_rss_mb"] > setup.memory_limit_mb or done >= setup.trials_per_worker
+        conn.send(("done", message["trial_id"], result))
+        if result["recycle"]:
+            return
+
+
+def _run_trial(task, ds, setup):
+    """Build, fit and report one trial; exceptions become a failed result, never a dead worker."""
+    import keras
+    import keras_tuner
+    import numpy as np
+
+    from keras_regnet import design_spaces, training
+    from keras_regnet.tuning import DesignSpaceHyperModel
+
+    start = time.perf_counter()
+    history = {}
+    try:
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(_trial_seed(setup.seed, task["trial_id"]))
+        space = design_spaces.get(**task["space"])
+        hypermodel = DesignSpaceHyperModel(
+            space, input_shape=ds.input_shape, classes=ds.num_classes,
+            train_config=training.TrainConfig(**setup.train_config), steps_per_epoch=ds.steps_per_epoch)
+        hp = keras_tuner.HyperParameters()
+        hp.values = dict(task["values"])
+        model = hypermodel.build(hp)
+        if task.get("load_weights"):
+            model.load_weights(task["load_weights"])
+        keeper = _best_weights_callback(start)
+        model.fit(ds.train, validation_data=ds.validation, epochs=task["epochs"], shuffle=False,
+                  initial_epoch=task.get("initial_epoch", 0), verbose=0, callbacks=[keeper])
+        history = keeper.history
+        threshold = task.get("save_above")
+        if task.get("save_path") and keeper.best_weights is not None and (
+                threshold is None or keeper.best >= threshold):
+            model.set_weights(keeper.best_weights)
+            _save_weights(model, task["save_path"])
+        status, message = "COMPLETED", None
+        if not history or not np.isfinite(history.get("val_accuracy", [np.nan])[-1]):
+            status, message = "FAILED", "no finite val_accuracy (the loss diverged)"
+    except keras_tuner.errors.FailedTrialError as error:
+        status, message = "FAILED", f"{type(error).__name__}: {error}"
+    except Exception as error:  # noqa: BLE001 - a trial's error must not end the search
+        status = "INVALID"
+        message = f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=4)}"
+    finally:
+        keras.backend.clear_session()
+    return {"status": status, "message": message, "history": history,
+            "seconds": time.perf_counter() - start}
+
+
+def _save_weights(model, path):
+    """Weights to `path` atomically (a kill leaves the old file or the new one)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path[:-len('.weights.h5')]}.{os.getpid()}.tmp.weights.h5"
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+def _best_weights_callback(start):
+    """Per-epoch logs (plus seconds since the trial began) and the best epoch's weights, in memory.
+
+    Replaces KerasTuner's per-epoch checkpoint file: weights reach the disk at
+    most once a trial, and only when something will read them.
+    """
+    import keras
+
+    class BestWeights(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.history = {}
+            self.best = -float("inf")
+            self.best_weights = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = dict(logs or {}, seconds=time.perf_counter() - start)
+            for key, value in logs.items():
+                self.history.setdefault(key, []).append(float(value))
+            accuracy = logs.get("val_accuracy")
+            if accuracy is not None and accuracy > self.best:
+                self.best = float(accuracy)
+                self.best_weights = self.model.get_weights()
+
+    return BestWeights()
+
+
+# --------------------------------------------------------------------------- pool
+
+class _Worker:
+    def __init__(self, context, setup, slot):
+        self.slot = slot
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child, setup), daemon=True,
+                                       name=f"keras-regnet-trial-worker-{slot}")
+        self.process.start()
+        child.close()
+        self.ready = False
+        self.task = None  # (search, trial) while busy
+
+    def stop(self, timeout=5.0):
+        try:
+            if self.process.is_alive() and self.task is None and self.ready:
+                self.conn.send(None)
+                self.process.join(timeout)
+        except (OSError, EOFError, BrokenPipeError):
+            pass
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout)
+        self.conn.close()
+
+
+def _died_message(process):
+    code = process.exitcode
+    if code is not None and code < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (killed: out of memory, or by a user)" if name == "SIGKILL" else ""
+        return f"worker process {process.pid} died from {name}{hint}"
+    return f"worker process {process.pid} exited with code {code} during the trial"
+
+
+class _Progress:
+    """One line per ended trial: what it was, how long, and the ETA of the whole run."""
+
+    def __init__(self, searches):
+        self.total = sum(s.max_trials for s in searches)
+        self.done = sum(_ended(s.oracle) for s in searches)
+        self.done_before = self.done
+        self.start = time.perf_counter()
+
+    def line(self, search, trial):
+        from keras_regnet.tuning import format_trial
+
+        self.done += 1
+        rate = (self.done - self.done_before) / max(time.perf_counter() - self.start, 1e-9)
+        left = max(self.total - self.done, 0)
+        eta = "?" if rate <= 0 else _duration(left / rate)
+        prefix = f"[{search.name}] " if search.name else ""
+        return (f"{prefix}{format_trial(trial)} | {self.done}/{self.total} ended, "
+                f"{rate * 3600:.0f} trials/h, ETA {eta}")
+
+
+def _ended(oracle):
+    trials = getattr(oracle, "trials", None)
+    if not isinstance(trials, dict):
+        return 0
+    return sum(1 for t in trials.values() if t.status in ("COMPLETED", "FAILED"))
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0, log=print):
+    """Run every search's trials in `workers` processes; returns when all searches have ended.
+
+    KerasTuner semantics are kept: trials come from ``oracle.create_trial``
+    (one tuner id per worker slot), per-epoch metrics go to
+    ``oracle.update_trial`` and each trial ends with ``oracle.end_trial``, so
+    a search killed and re-run resumes (the oracle re-queues the trials that
+    were running) and no completed trial runs twice.
+    """
+    check_workers(workers)
+    searches = list(searches)
+    context = multiprocessing.get_context("spawn")
+    progress = _Progress(searches)
+    # Per search: which slots have been told STOPPED, and whether it has ended.
+    stopped = [set() for _ in searches]
+    ended = [False] * len(searches)
+    pool = {}
+
+    def next_search(slot):
+        for i, search in enumerate(searches):
+            if ended[i]:
+                continue
+            if slot not in stopped[i]:
+                return i
+            if sequential:
+                return None
+        return None
+
+    def start(slot):
+        pool[slot] = _Worker(context, setup, slot)
+
+    def finish_trial(worker, status, message, history):
+        index, trial = worker.task
+        worker.task = None
+        search = searches[index]
+        epochs = len(next(iter(history.values()), [])) if history else 0
+        first = trial.hyperparameters.values.get("tuner/initial_epoch", 0) if search.hyperband else 0
+        for epoch in range(epochs):
+            metrics = {k: v[epoch] for k, v in history.items()}
+            search.oracle.update_trial(trial.trial_id, metrics, step=first + epoch)
+        if status == "COMPLETED" and "val_accuracy" not in history:
+            status, message = "FAILED", "the trial reported no val_accuracy"
+        trial.status, trial.message = status, message
+        search.oracle.end_trial(trial)
+        if status == "INVALID":  # re-queued for retry: every slot may take it
+            stopped[index].clear()
+        ended_trial = search.oracle.get_trial(trial.trial_id)
+        if ended_trial.status in ("COMPLETED", "FAILED"):
+            log(progress.line(search, ended_trial))
+            if search.on_trial_end:
+                search.on_trial_end(ended_trial)
+        elif message:
+            log(f"[{search.name}] trial {trial.trial_id} will be retried: {message.splitlines()[0]}")
+
+    def assign(worker):
+        while True:
+            index = next_search(worker.slot)
+            if index is None:
+                return False
+            search = searches[index]
+            tuner_id = f"{search.tuner_id}-w{worker.slot}"
+            trial = search.oracle.create_trial(tuner_id)
+            if trial.status == _STOPPED:
+                stopped[index].add(worker.slot)
+                continue
+            if trial.status == _IDLE:  # Hyperband waits for running trials of its bracket
+                return False
+            worker.task = (index, trial)
+            worker.conn.send(_task(search, trial))
+            return True
+
+    failed_starts = 0
+    try:
+        for slot in range(workers):
+            start(slot)
+        while True:
+            for i, search in enumerate(searches):
+                if not ended[i] and len(stopped[i]) == workers and not any(
+                        w.task and w.task[0] == i for w in pool.values()):
+                    ended[i] = True
+            if all(ended):
+                break
+            for worker in list(pool.values()):
+                if worker.ready and worker.task is None:
+                    assign(worker)
+            waitables = {}
+            for worker in pool.values():
+                waitables[worker.conn] = worker
+                waitables[worker.process.sentinel] = worker
+            ready = multiprocessing.connection.wait(list(waitables), timeout=poll_seconds)
+            for handle in ready:
+                worker = waitables[handle]
+                if pool.get(worker.slot) is not worker:
+                    continue  # already replaced in this round
+                message = None
+                if handle is worker.conn:
+                    try:
+                        message = worker.conn.recv()
+                    except (EOFError, OSError):
+                        message = None
+                if message and message[0] == "ready":
+                    worker.ready = True
+                    continue
+                if message and message[0] == "done":
+                    result = message[2]
+                    history = result["history"]
+                    if history:
+                        history["worker_peak_rss_mb"] = [result["peak_rss_mb"]] * len(history["seconds"])
+                    finish_trial(worker, result["status"], result["message"], history)
+                    if not result["recycle"]:
+                        continue
+                    worker.process.join(30)
+                elif worker.process.is_alive():
+                    continue
+                # The worker has exited (recycled) or died: its trial, if any, goes back.
+                if worker.task is not None:
+                    worker.process.join(5)
+                    finish_trial(worker, "INVALID", _died_message(worker.process), {})
+                if not worker.ready:
+                    failed_starts += 1
+                    if failed_starts >= 3:
+                        raise RuntimeError(f"trial workers die while starting ({_died_message(worker.process)}); "
+                                           "run one trial in the foreground to see why")
+                else:
+                    failed_starts = 0
+                worker.stop()
+                start(worker.slot)
+    finally:
+        for worker in pool.values():
+            worker.stop()
+
+
+def _task(search, trial):
+    values = dict(trial.hyperparameters.values)
+    task = {"trial_id": trial.trial_id, "values": values, "space": search.space, "epochs": search.epochs}
+    trial_dir = os.path.join(search.project_dir, f"trial_{trial.trial_id}")
+    if search.hyperband:
+        task["epochs"] = int(values["tuner/epochs"])
+        task["initial_epoch"] = int(values.get("tuner/initial_epoch", 0))
+        if values.get("tuner/trial_id"):
+            task["load_weights"] = os.path.join(search.project_dir, f"trial_{values['tuner/trial_id']}",
+                                                "checkpoint.weights.h5")
+        task["save_path"] = os.path.join(trial_dir, "checkpoint.weights.h5")  # later rounds start from it
+    elif search.save_best:
+        task["save_path"] = os.path.join(trial_dir, "checkpoint.weights.h5")
+        best = search.oracle.get_best_trials(1)
+        task["save_above"] = best[0].score if best and best[0].score is not None else None
+    return task
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("keras_regnet.trial_workers is a library module")
