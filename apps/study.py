@@ -21,6 +21,8 @@ def add_arguments(parser):
     parser.add_argument("--proxy-check", type=int, default=0, metavar="K",
                         help=f"retrain K sampled models for {study.PROXY_FACTOR}x the epochs and report the "
                              "Spearman rank correlation of short and long errors (0: off)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="trials trained at once, each in its own process (default: one per CPU core)")
     parser.add_argument("--distributed", choices=("chief", "worker"), default=None,
                         help="KerasTuner chief/worker mode; space i uses --oracle-port + i")
     parser.add_argument("--oracle-host", default="127.0.0.1")
@@ -33,7 +35,8 @@ def run(args):
         spaces=args.spaces, samples=args.samples, epochs=args.epochs, flops=args.flops, dataset=args.dataset,
         data_dir=args.data_dir, image_size=args.image_size, batch_size=args.batch_size, lr=args.lr,
         out=args.out, seed=args.seed, proxy_check=args.proxy_check, distributed=args.distributed,
-        oracle_host=args.oracle_host, oracle_port=args.oracle_port, worker_id=args.worker_id)
+        oracle_host=args.oracle_host, oracle_port=args.oracle_port, worker_id=args.worker_id,
+        workers=args.workers)
     if summary is None:
         return 0
     for c in summary["comparisons"]:

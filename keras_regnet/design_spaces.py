@@ -489,6 +489,26 @@ class DesignSpace:
 
     # -- reports -------------------------------------------------------------
 
+    def project(self, values):
+        """The spec of this space nearest to a flat dict of proposed values, or None.
+
+        Keys as `search_space()`; floats are fine. Values are rounded to their
+        steps and clamped to their ranges, choices go to the nearest one (log
+        scale), then the space's constraints (see the subclass); None if the
+        result misses the complexity window.
+        """
+        result = self._project(values)
+        return None if result is None else result[0]
+
+    def project_with_params(self, values):
+        """``(spec, params)`` for proposed `values`, or None: params are the projected values
+        (keyed as `search_space()`), what the projected network actually has, as
+        `sample_with_params` gives for a sample."""
+        return self._project(values)
+
+    def _project(self, values):  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def hyperparameters(self, spec, params=None):
         """Flat JSON-safe stage values of `spec` (depth_1, width_1, ...).
 
@@ -649,8 +669,8 @@ class _AnyNetX(DesignSpace):
             out["group_width"] = {"type": "choice", "values": list(self.group_widths)}
         return out
 
-    def project(self, values):
-        """The nearest spec of this space to a flat dict of proposed values, or None.
+    def _project(self, values):
+        """`project` with the projected values (keyed as `search_space`): ``(spec, params)`` or None.
 
         Keys: ``depth_i``, ``width_i`` and ``bottleneck_ratio_i`` /
         ``group_width_i`` (i = 1..num_stages); a shared space also takes
@@ -692,7 +712,20 @@ class _AnyNetX(DesignSpace):
             widths = new_widths
         stages = tuple(StageSpec(d, w, g, b, 2) for d, (w, g), b in zip(depths, final, ratios))
         spec = AnyNetSpec(stem_width=self.stem_width, stages=stages, block="x")
-        return spec if self.contains(spec) else None
+        if not self.contains(spec):
+            return None
+        params = {}
+        for i, s_ in enumerate(stages, 1):
+            params.update({f"depth_{i}": s_.depth, f"width_{i}": s_.width})
+            if not self.share_b:
+                params[f"bottleneck_ratio_{i}"] = s_.bottleneck_ratio
+            if not self.share_g:
+                params[f"group_width_{i}"] = s_.group_width
+        if self.share_b:
+            params["bottleneck_ratio"] = ratios[0]
+        if self.share_g:
+            params["group_width"] = groups[0]
+        return spec, {k: _plain(v) for k, v in params.items()}
 
     def _project_choice(self, values, key, choices, shared, need):
         s = self.num_stages
@@ -903,7 +936,7 @@ class RegNet(DesignSpace):
             "group_width": {"type": "choice", "values": list(self.group_widths)},
         }
 
-    def project(self, values):
+    def _project(self, values):
         """The RegNet nearest to proposed (depth, w_0, w_a, w_m, group_width, bottleneck_ratio), or None.
 
         Values are rounded to their steps and clamped to their ranges, b and g
@@ -930,7 +963,7 @@ class RegNet(DesignSpace):
         result = self._generate(params)
         if result is None or not self.contains(result[0]):
             return None
-        return result[0]
+        return result[0], {k: _plain(v) for k, v in params.items()}
 
     def hyperparameters(self, spec, params=None):
         """Per-stage values of `spec` plus its total ``depth``, plus `params` if given."""

@@ -134,7 +134,7 @@ def _window_text(window):
 def run_study(*, spaces=SPACES, samples=SAMPLES, epochs=EPOCHS, flops=FLOPS, dataset="digits",
               data_dir=None, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, lr=LR, out="runs/study",
               seed=0, proxy_check=0, distributed=None, oracle_host="127.0.0.1", oracle_port=8000,
-              worker_id=None, verbose=0):
+              worker_id=None, workers=None, verbose=0):
     """Run (or resume) the study; write the report. Returns `summary.json`'s dict (None for a worker).
 
     Each space is its own KerasTuner random search in ``OUT/<space>``; with
@@ -143,8 +143,9 @@ def run_study(*, spaces=SPACES, samples=SAMPLES, epochs=EPOCHS, flops=FLOPS, dat
     `flops` None keeps each space's own window (names: no window).
     """
     from keras_regnet import data as data_lib
-    from keras_regnet import training, tuning
+    from keras_regnet import training, trial_workers, tuning
 
+    workers = trial_workers.check_workers(trial_workers.default_workers() if workers is None else workers)
     spaces = [with_window(s, check_window(flops)) for s in check_spaces(spaces)]
     _check_int("--samples", samples, 2)
     _check_int("--epochs", epochs, 1)
@@ -163,23 +164,37 @@ def run_study(*, spaces=SPACES, samples=SAMPLES, epochs=EPOCHS, flops=FLOPS, dat
 
     config = training.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, verbose=0)
     start = time.perf_counter()
+    prepared = []
     for i, space in enumerate(spaces):
         where = os.path.join(out, space.name)
-        print(f"[{i + 1}/{len(spaces)}] {space.name}: {samples} samples x {epochs} epochs, flops "
-              f"{_window_text(space.flops)} -> {where}", flush=True)
-        began = time.perf_counter()
-        records = tuning.run_search(
-            space=space, tuner="random", max_trials=samples, epochs=epochs, dataset=dataset,
-            data_dir=data_dir, image_size=image_size, batch_size=batch_size, out=where, seed=seed,
-            train_config=config, distributed=distributed, oracle_host=oracle_host,
-            oracle_port=oracle_port + i, worker_id=worker_id, save_best=False, verbose=verbose)
+        tuning.set_distributed(distributed, oracle_host=oracle_host, oracle_port=oracle_port + i,
+                               worker_id=worker_id)
+        prepared.append(tuning.prepare_search(
+            space, ds, tuner="random", max_trials=samples, epochs=epochs, out=where, seed=seed,
+            train_config=config, dataset=dataset, batch_size=batch_size, save_best=False, name=space.name))
+    print(f"study: {len(spaces)} spaces x {samples} samples x {epochs} epochs, flops "
+          f"{_window_text(spaces[0].flops)}, {workers} worker processes -> {out}", flush=True)
+    if distributed == "chief":  # serve each space's oracle in turn; the workers train
+        for i, search in enumerate(prepared):
+            tuning.set_distributed("chief", oracle_host=oracle_host, oracle_port=oracle_port + i)
+            tuning.serve(search)
+    else:
+        setup = tuning.worker_setup(dataset=dataset, data_dir=data_dir, image_size=image_size,
+                                    batch_size=batch_size, seed=seed, train_config=config, workers=workers)
+        # One pool for every space: no worker idles at the boundary between two spaces. A
+        # distributed worker follows the chief, which serves one space at a time.
+        trial_workers.run_searches([p.pool for p in prepared], setup, workers=workers,
+                                   sequential=distributed == "worker")
+    for i, (space, search) in enumerate(zip(spaces, prepared)):
         if distributed == "worker":
-            continue
+            break
+        records = tuning.finish_search(search, os.path.join(out, space.name), save_best=False)
         errors = [e for e in (records_lib.val_error(r) for r in records) if e is not None]
         text = (f"error min {min(errors):.4f} median {float(np.median(errors)):.4f}" if errors
                 else "no completed trial")
-        print(f"[{i + 1}/{len(spaces)}] {space.name}: {len(errors)}/{len(records)} trials completed, {text} "
-              f"({time.perf_counter() - began:.0f} s; study {time.perf_counter() - start:.0f} s)", flush=True)
+        print(f"[{i + 1}/{len(spaces)}] {space.name}: {len(errors)}/{len(records)} trials completed, {text}",
+              flush=True)
+    print(f"study: {time.perf_counter() - start:.0f} s", flush=True)
     if distributed == "worker":
         return None
     proxy = None
@@ -254,9 +269,41 @@ def _bins(errors_by_space):
     return max(1, min(10, smallest // 5))
 
 
+def ks_exact_p(n, m, d):
+    """Exact two-sided P(D >= d) of the two-sample KS test for sizes n and m (no ties).
+
+    Counts the monotone lattice paths from (0, 0) to (n, m) that stay strictly
+    inside |i/n - j/m| < d (Hodges 1957), the distribution that scipy's
+    `ks_2samp` uses at these sizes; integer arithmetic, so no rounding.
+    """
+    limit = d * n * m - 1e-9 * n * m  # |i*m - j*n| < d*n*m, with float d
+    row = [1] + [0] * m
+    for j in range(1, m + 1):
+        row[j] = row[j - 1] if abs(j * n) < limit else 0
+    for i in range(1, n + 1):
+        row[0] = row[0] if abs(i * m) < limit else 0
+        for j in range(1, m + 1):
+            row[j] = (row[j] + row[j - 1]) if abs(i * m - j * n) < limit else 0
+    return 1.0 - row[m] / math.comb(n + m, n)
+
+
 def minimum_detectable_d(n, m, alpha=ALPHA):
-    """Smallest KS D significant at `alpha` for samples of n and m (asymptotic)."""
-    return math.sqrt(-0.5 * math.log(alpha / 2)) * math.sqrt((n + m) / (n * m))
+    """Smallest KS D that the exact two-sided test calls significant at `alpha` (None: none can be).
+
+    D only takes the values |i*m - j*n| / (n*m); the smallest significant one is
+    found by bisection over them with `ks_exact_p`.
+    """
+    candidates = sorted({abs(i * m - j * n) for i in range(n + 1) for j in range(m + 1)} - {0})
+    if ks_exact_p(n, m, 1.0) >= alpha:
+        return None
+    lo, hi = 0, len(candidates) - 1  # candidates[hi] is significant
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ks_exact_p(n, m, candidates[mid] / (n * m)) < alpha:
+            hi = mid
+        else:
+            lo = mid + 1
+    return candidates[hi] / (n * m)
 
 
 def _sup_difference(curve_a, curve_b, points):
@@ -269,8 +316,9 @@ def _sup_difference(curve_a, curve_b, points):
 def verdict(expect, ks_p, lower, n_a, n_b, alpha=ALPHA):
     """Honest wording of one comparison: agree only when significant in the paper's direction."""
     sig = ks_p < alpha
-    caveat = (f"n={n_a} vs {n_b}: only KS D >= {minimum_detectable_d(n_a, n_b, alpha):.2f} "
-              f"is detectable at p<{alpha}")
+    smallest = minimum_detectable_d(n_a, n_b, alpha)
+    caveat = (f"n={n_a} vs {n_b}: no KS D is significant at p<{alpha} with so few models" if smallest is None
+              else f"n={n_a} vs {n_b}: only KS D >= {smallest:.2f} is detectable at p<{alpha} (exact test)")
     if expect == "same":
         if not sig:
             return "consistent", f"no significant difference (p={ks_p:.2g}), as in the paper; {caveat}"

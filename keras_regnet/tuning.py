@@ -114,11 +114,12 @@ class DesignSpaceOracleMixin:
         values = response.get("values")
         if values and "flops" not in values:  # a model-based proposal: project it
             tuner_keys = {k: v for k, v in values.items() if k.startswith("tuner/")}
-            spec = self.space.project({k: v for k, v in values.items() if not k.startswith("tuner/")})
-            if spec is None:
+            result = self.space.project_with_params(
+                {k: v for k, v in values.items() if not k.startswith("tuner/")})
+            if result is None:
                 projected = self._random_values()
             else:
-                projected = trial_values(self.space, spec)
+                projected = trial_values(self.space, *result)  # the projected b, g, w_0, ... too
                 if self._duplicate(projected):
                     projected = self._random_values()
             if projected is None:
