@@ -30,12 +30,9 @@ from keras_regnet import records as records_lib
 
 SPACES = ("AnyNetX_A", "AnyNetX_B", "AnyNetX_C", "AnyNetX_D", "AnyNetX_E", "RegNet")
 
-# Sized so the default 6-space study (48 trainings) fits in 60 minutes on 2 CPU
-# cores with the embedded digits data: measured 57.5 minutes on 2026-11-23 (41-108 s
-# per trial; most of a trial is Keras tracing a new network, which grows with
-# depth, and a long study process slows down as it grows in memory). Raise
-# --samples for statistical power when you have the time.
-SAMPLES = 8
+# The default study trains 6 x 50 networks: the fewest per space the paper's
+# comparisons need (see bench/README.md for the measured time on 2 cores).
+SAMPLES = 50
 EPOCHS = 5
 FLOPS = (0.5e6, 2e6)
 IMAGE_SIZE = 32  # the smallest input 4 stride-2 stages + the stem accept

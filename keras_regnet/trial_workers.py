@@ -100,8 +100,20 @@ def _trial_seed(seed, trial_id):
     return (int(seed) * 1_000_003 + number) % (2**31 - 1)
 
 
+def _die_with_parent():
+    """Linux: this process gets SIGKILL when its parent dies (a killed search leaves no orphans)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_main(conn, setup):
     """A worker process: load the data once, then run trials until told to stop or full."""
+    _die_with_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -114,7 +126,10 @@ def _worker_main(conn, setup):
     conn.send(("ready", os.getpid()))
     done = 0
     while True:
-        message = conn.recv()
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the coordinator is gone
+            return
         if message is None:
             return
         result = _run_trial(message, ds, setup)

@@ -80,7 +80,24 @@ def test_verdicts_are_honest():
     er = by_pair["AnyNetX_E", "RegNet"]
     assert er["verdict"] == "inconclusive" and "only KS D >=" in er["detail"]
     assert study.verdict("better", 0.01, "a", 20, 20) == ("disagrees", "significantly worse, unlike the paper (p=0.01)")
-    assert study.minimum_detectable_d(20, 20) == pytest.approx(1.3581 * math.sqrt(0.1), rel=1e-3)
+
+
+
+def test_detectability_comes_from_the_exact_ks_test():
+    from scipy import stats
+
+    assert study.minimum_detectable_d(8, 8) == 0.75  # the asymptotic formula said 0.68
+    assert study.minimum_detectable_d(2, 2) is None  # no D is significant at p < 0.05
+    assert "no KS D is significant" in study.verdict("better", 0.5, "b", 2, 2)[1]
+    assert "only KS D >= 0.75 is detectable" in study.verdict("better", 0.5, "b", 8, 8)[1]
+    rng = np.random.default_rng(0)
+    for n, m in ((8, 8), (7, 12), (30, 41), (50, 50)):
+        x, y = rng.normal(size=n), rng.normal(0.4, size=m)
+        result = stats.ks_2samp(x, y, method="exact")
+        assert study.ks_exact_p(n, m, result.statistic) == pytest.approx(result.pvalue, rel=1e-9, abs=1e-12)
+        d = study.minimum_detectable_d(n, m)
+        below = max(v for v in {abs(i * m - j * n) / (n * m) for i in range(n + 1) for j in range(m + 1)} if v < d)
+        assert study.ks_exact_p(n, m, d) < 0.05 <= study.ks_exact_p(n, m, below)
 
 
 def _png_ok(path):

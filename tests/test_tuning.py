@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import keras_tuner
+import numpy as np
 import pytest
 
 from helpers import csv_rows, run_chief_and_workers
@@ -62,6 +63,29 @@ def test_model_based_proposals_are_projected_onto_the_space(monkeypatch):
     assert [s.depth for s in spec.stages] == sorted(s.depth for s in spec.stages)
     assert [s.width for s in spec.stages] == sorted(s.width for s in spec.stages)
     assert values["tuner/epochs"] == 2 and 3e5 <= values["flops"] <= 3e6
+
+
+@pytest.mark.parametrize("name", ["AnyNetX_C", "RegNet"])
+def test_projected_proposals_record_the_projected_values(monkeypatch, name):
+    space = small_space(name) if name != "RegNet" else design_spaces.get(
+        "RegNet", flops=(3e5, 3e6), input_shape=(32, 32, 1), classes=10)
+    oracle = tuning.BayesianOptimizationOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=1)
+    for seed in range(200):  # a draw that stays in the window with b = 2, g = 16
+        _, params = space.sample_with_params(np.random.default_rng(seed))
+        proposal = {k: (v * 1.01 if isinstance(v, float) and k.startswith("w_") else v) for k, v in params.items()}
+        proposal.update(bottleneck_ratio=1.7, group_width=13.0)  # off the grid: projected to 2 and 16
+        if space.project_with_params(proposal) is not None:
+            break
+    monkeypatch.setattr(keras_tuner.oracles.BayesianOptimizationOracle, "populate_space",
+                        lambda self, trial_id: {"status": "RUNNING", "values": dict(proposal)})
+    values = oracle.populate_space("0")["values"]
+    spec, projected = space.project_with_params(proposal)
+    assert values["bottleneck_ratio"] == 2.0 and values["group_width"] == 16
+    for key, value in projected.items():  # not the defaults: what the projected network has
+        assert values[key] == value, key
+    assert spec == tuning.spec_from_values(values)
+    if name == "RegNet":
+        assert {"w_0", "w_a", "w_m", "depth"} <= set(values)
 
 
 def test_registered_search_space_covers_free_parameters():

@@ -1,0 +1,144 @@
+"""Trials in worker processes: parallel, unique, crash-tolerant, resumable (run as subprocesses)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import ROOT, csv_rows
+from keras_regnet import trial_workers
+
+FLAGS = ["--dataset", "digits", "--image-size", "32", "--batch-size", "64", "--flops", "0.3M:3M",
+         "--depth", "1:2"]
+
+
+def _descendants(pid):
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    parents[int(name)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    found, frontier = set(), [pid]
+    while frontier:
+        current = frontier.pop()
+        for child, parent in parents.items():
+            if parent == current and child not in found:
+                found.add(child)
+                frontier.append(child)
+    return found
+
+
+def _trial_workers(pid):
+    """The spawned trial workers among `pid`'s descendants (not multiprocessing's resource tracker)."""
+    found = set()
+    for child in _descendants(pid):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                if b"spawn_main" in f.read():
+                    found.add(child)
+        except OSError:
+            pass
+    return found
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_workers_argument_is_checked():
+    assert trial_workers.default_workers() >= 1
+    for bad in (0, -1, 2.0, True, "2", 10_000):
+        with pytest.raises(ValueError, match="--workers"):
+            trial_workers.check_workers(bad)
+
+
+def test_search_with_two_workers_runs_every_trial_once(tmp_path):
+    out = tmp_path / "search"
+    result = subprocess.run(
+        [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_D", "--max-trials", "4", "--epochs", "1",
+         "--workers", "2", "--out", str(out), *FLAGS], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = csv_rows(out / "trials.csv")
+    assert sorted(r["trial_id"] for r in rows) == ["0", "1", "2", "3"]
+    assert all(r["status"] == "COMPLETED" for r in rows)
+    networks = {tuple(r[f"width_{i}"] for i in range(1, 5)) + tuple(r[f"depth_{i}"] for i in range(1, 5))
+                for r in rows}
+    assert len(networks) == 4  # no network trained twice
+    assert all(0 < float(r["worker_peak_rss_mb"]) for r in rows)
+    lines = [l for l in result.stdout.splitlines() if l.startswith("trial ")]
+    assert len(lines) == 4 and "4/4 ended" in lines[-1] and "ETA" in lines[-1]
+
+
+def test_a_killed_worker_costs_only_its_trial(tmp_path):
+    out = tmp_path / "kill"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_A", "--max-trials", "4", "--epochs", "3",
+         "--workers", "2", "--out", str(out), *FLAGS], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        # Kill a worker while a trial is running (the oracle has written a RUNNING trial).
+        _wait_for(lambda: list((out / "tuner").glob("trial_*/trial.json")), 300, "a running trial")
+        victims = _wait_for(lambda: _trial_workers(proc.pid), 60, "the worker processes")
+        time.sleep(3)
+        os.kill(max(victims), signal.SIGKILL)
+        output, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    assert proc.returncode == 0, output[-3000:]
+    rows = csv_rows(out / "trials.csv")
+    assert sorted(r["trial_id"] for r in rows) == ["0", "1", "2", "3"]
+    completed = [r for r in rows if r["status"] == "COMPLETED"]
+    assert len(completed) >= 3  # the killed trial is retried once, or recorded as failed with the reason
+    for row in rows:
+        if row["status"] != "COMPLETED":
+            assert "died" in row["message"]
+    if "will be retried" in output:
+        assert "died from SIGKILL" in output
+
+
+@pytest.mark.slow
+def test_a_killed_study_resumes_without_losing_or_rerunning_trials(tmp_path):
+    out = tmp_path / "study"
+    args = [sys.executable, "-m", "apps.cli", "study", "--spaces", "AnyNetX_A,AnyNetX_B", "--samples", "3",
+            "--epochs", "1", "--flops", "0.3M:3M", "--batch-size", "64", "--workers", "2", "--out", str(out)]
+
+    def completed():
+        rows = []
+        for space in ("AnyNetX_A", "AnyNetX_B"):
+            path = out / space / "trials.csv"
+            if path.exists():
+                rows += [dict(r, space=space) for r in csv_rows(path) if r["status"] == "COMPLETED"]
+        return rows
+
+    first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        _wait_for(lambda: len(completed()) >= 2, 600, "two completed trials")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(30)
+    before = {(r["space"], r["trial_id"]): r for r in completed()}
+    second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stderr[-3000:]
+    after = {(r["space"], r["trial_id"]): r for r in completed()}
+    assert len(after) == 6
+    for key, row in before.items():
+        assert after[key] == row  # kept, not retrained
+    rerun = {(l.split("]")[0][1:], l.split()[2]) for l in second.stdout.splitlines() if l.startswith("[AnyNetX")
+             and " trial " in l}
+    assert not rerun & set(before)
+    assert (out / "report.md").exists()
