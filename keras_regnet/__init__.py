@@ -5,7 +5,13 @@ TensorFlow; model constructors are loaded lazily on first access so that
 `import keras_regnet` stays cheap.
 """
 
+from keras_regnet import saving as _saving
 from keras_regnet.specs import AnyNetSpec, StageSpec, regnet_spec
+
+# Custom layers, the optimizer and the loss register with Keras as soon as Keras
+# is imported (a saved .keras file then loads in a fresh process), without
+# importing TensorFlow here.
+_saving.install()
 
 __version__ = "0.1.0"
 

@@ -27,7 +27,7 @@ import time
 import traceback
 import zlib
 
-_RUNNING, _IDLE, _STOPPED = "RUNNING", "IDLE", "STOPPED"
+_IDLE, _STOPPED = "IDLE", "STOPPED"
 DEFAULT_MEMORY_LIMIT_MB = 1500  # a worker past this peak RSS is replaced after its trial
 DEFAULT_TRIALS_PER_WORKER = 50
 
@@ -297,7 +297,7 @@ def _duration(seconds):
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0, log=print):
+def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0, log=None):
     """Run every search's trials in `workers` processes; returns when all searches have ended.
 
     KerasTuner semantics are kept: trials come from ``oracle.create_trial``
@@ -307,6 +307,7 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
     were running) and no completed trial runs twice.
     """
     check_workers(workers)
+    log = log or (lambda text: print(text, flush=True))
     searches = list(searches)
     context = multiprocessing.get_context("spawn")
     progress = _Progress(searches)
@@ -387,33 +388,27 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
                 waitables[worker.conn] = worker
                 waitables[worker.process.sentinel] = worker
             ready = multiprocessing.connection.wait(list(waitables), timeout=poll_seconds)
-            for handle in ready:
-                worker = waitables[handle]
+            for worker in {id(waitables[h]): waitables[h] for h in ready}.values():
                 if pool.get(worker.slot) is not worker:
-                    continue  # already replaced in this round
-                message = None
-                if handle is worker.conn:
-                    try:
-                        message = worker.conn.recv()
-                    except (EOFError, OSError):
-                        message = None
-                if message and message[0] == "ready":
-                    worker.ready = True
                     continue
-                if message and message[0] == "done":
-                    result = message[2]
-                    history = result["history"]
-                    if history:
-                        history["worker_peak_rss_mb"] = [result["peak_rss_mb"]] * len(history["seconds"])
-                    finish_trial(worker, result["status"], result["message"], history)
-                    if not result["recycle"]:
-                        continue
-                    worker.process.join(30)
-                elif worker.process.is_alive():
+                exited = False
+                while not exited and _poll(worker.conn):  # messages first: a recycled worker's last result
+                    message = _receive(worker.conn)
+                    if message is None:
+                        exited = True
+                    elif message[0] == "ready":
+                        worker.ready = True
+                    elif message[0] == "done":
+                        result = message[2]
+                        history = result["history"]
+                        if history:
+                            history["worker_peak_rss_mb"] = [result["peak_rss_mb"]] * len(history["seconds"])
+                        finish_trial(worker, result["status"], result["message"], history)
+                        exited = result["recycle"]
+                if not exited and worker.process.is_alive():
                     continue
-                # The worker has exited (recycled) or died: its trial, if any, goes back.
-                if worker.task is not None:
-                    worker.process.join(5)
+                worker.process.join(30)
+                if worker.task is not None:  # it died during a trial: the trial goes back to the oracle
                     finish_trial(worker, "INVALID", _died_message(worker.process), {})
                 if not worker.ready:
                     failed_starts += 1
@@ -427,6 +422,21 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
     finally:
         for worker in pool.values():
             worker.stop()
+
+
+def _poll(conn):
+    try:
+        return conn.poll()
+    except (EOFError, OSError):
+        return False
+
+
+def _receive(conn):
+    """The next message, or None once the worker's end of the pipe is closed."""
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        return None
 
 
 def _task(search, trial):

@@ -124,6 +124,33 @@ def test_constant_schedule_and_warmup_cap():
     assert make_optimizer(TrainConfig(weight_decay=0), 10).weight_decay is None
 
 
+def test_our_sgd_updates_exactly_as_keras_sgd_and_is_built_before_fit():
+    """keras_regnet.optimizers.SGD only changes how often the schedule is traced, not the update."""
+    import keras
+
+    from keras_regnet.optimizers import SGD
+    from keras_regnet.training import compile_model, make_learning_rate
+
+    config = TrainConfig(epochs=2, lr=0.1, weight_decay=1e-2, warmup_epochs=1)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 255, (32, 16, 16, 1)).astype("float32"), rng.integers(0, 10, 32)
+    weights = []
+    for cls in (keras.optimizers.SGD, SGD):
+        keras.utils.set_random_seed(0)
+        model = _tiny_model()
+        initial = model.get_weights()
+        model.compile(optimizer=cls(learning_rate=make_learning_rate(config, 4), momentum=0.9,
+                                    weight_decay=1e-2), loss="sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+        weights.append(model.get_weights())
+    assert all(np.array_equal(a, b) for a, b in zip(*weights))
+    assert not all(np.array_equal(a, b) for a, b in zip(weights[1], initial))  # it did train
+    model = compile_model(_tiny_model(), config, 4)
+    assert isinstance(model.optimizer, SGD) and model.optimizer.built  # no second trace in fit
+    restored = SGD.from_config(model.optimizer.get_config())
+    assert _lr_at(restored, 6) == pytest.approx(_lr_at(model.optimizer, 6))
+
+
 # --------------------------------------------------------------------------- loss
 
 def _tiny_model(activation="softmax", input_shape=(16, 16, 1)):
