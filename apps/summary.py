@@ -49,11 +49,11 @@ def rows(model):
 
 
 def run(args):
-    from keras_regnet.models import build_model
-
-    name, spec = zoo.resolve(args.model)
+    name, spec = zoo.resolve(args.model)  # a bad spec file fails here, before TensorFlow loads
     if args.classes is not None and args.classes < 1:
         raise ValueError(f"--classes must be >= 1, got {args.classes}")
+    from keras_regnet.models import build_model
+
     input_shape = args.input_shape or (zoo.default_input_shape(name) if name in zoo.ZOO else (224, 224, 3))
     classes = args.classes or (zoo.default_classes(name) if name in zoo.ZOO else 1000)
     model = build_model(args.model, input_shape=input_shape, classes=classes)

@@ -1,6 +1,7 @@
 """`keras-regnet train`: train a model (default: RegNetX32 on the embedded digits data)."""
 
 import argparse
+import sys
 
 from keras_regnet import zoo
 
@@ -57,6 +58,8 @@ def config_from_args(args):
     kwargs = {field: getattr(args, field) for field in _FIELDS if getattr(args, field) is not None}
     if args.quiet:
         kwargs["verbose"] = 0
+    elif not sys.stdout.isatty():  # a log file: one line per epoch, no progress-bar redraws
+        kwargs["verbose"] = 2
     return TrainConfig(**kwargs)
 
 

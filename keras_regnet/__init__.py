@@ -16,7 +16,7 @@ _saving.install()
 __version__ = "0.1.0"
 
 _MODEL_NAMES = {
-    "AnyNet", "RegNetX32", "anynet_from_params", "load_weights",
+    "AnyNet", "RegNetX32", "anynet_from_params", "load_weights", "preprocess_input", "decode_predictions",
     "RegNetX002", "RegNetX004", "RegNetX006", "RegNetX008", "RegNetX016",
     "RegNetX032", "RegNetX040", "RegNetX064", "RegNetX080", "RegNetX120",
     "RegNetX160", "RegNetX320",

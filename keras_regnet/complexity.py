@@ -12,6 +12,13 @@ import dataclasses
 from keras_regnet.specs import AnyNetSpec
 
 
+# The largest network the builders accept (per image): 30x RegNetY-32GF's params, ~30x its
+# flops and activations at 224x224. Beyond them a model would exhaust memory while it is built.
+MAX_PARAMS = 4_000_000_000
+MAX_FLOPS = 1_000_000_000_000
+MAX_ACTS = 1_000_000_000
+
+
 @dataclasses.dataclass(frozen=True)
 class Complexity:
     flops: int  # multiply-adds
@@ -151,6 +158,9 @@ def count(spec, input_shape=(224, 224, 3), classes=1000):
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 0:
         raise ValueError(f"classes must be an int >= 0, got {classes!r}")
     h, w, channels = input_shape
+    if min(h, w) < spec.min_input_size:
+        raise ValueError(f"input_shape {tuple(input_shape)!r} is too small: height and width must be >= "
+                         f"{spec.min_input_size} (the network downsamples by {spec.min_input_size})")
     if spec.block in ("x", "y", "resnet_bottleneck"):
         return _count_bottleneck(spec, h, w, channels, classes)
     cx = _Counter(h, w)
@@ -171,3 +181,21 @@ def count(spec, input_shape=(224, 224, 3), classes=1000):
     if classes:
         cx.linear(w_in, classes)
     return Complexity(cx.flops, cx.params, cx.acts)
+
+
+def check_buildable(spec, input_shape, classes):
+    """ValueError unless `spec` at `input_shape` (None sides: its smallest input) is below the ceilings.
+
+    Called by the model builders before any tensor exists, so an absurd spec is
+    refused in microseconds instead of hanging or exhausting memory.
+    """
+    h, w, channels = input_shape
+    smallest = spec.min_input_size
+    cx = count(spec, (h or smallest, w or smallest, channels), classes)
+    for key, ceiling in (("params", MAX_PARAMS), ("flops", MAX_FLOPS), ("acts", MAX_ACTS)):
+        value = getattr(cx, key)
+        if value > ceiling:
+            raise ValueError(f"the network is too large to build: {key} {value:,} per image at input "
+                             f"{tuple(input_shape)!r} with {classes} classes, above the ceiling of {ceiling:,} "
+                             "(check depth, width, bottleneck_ratio, stem_width and classes)")
+    return cx

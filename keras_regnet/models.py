@@ -9,7 +9,7 @@ explicit layer names (see `keras_regnet.blocks`), and apply
 import keras
 from keras import layers
 
-from keras_regnet import blocks, zoo
+from keras_regnet import blocks, complexity, zoo
 from keras_regnet import weights as weights_lib
 from keras_regnet.specs import AnyNetSpec
 
@@ -106,8 +106,15 @@ def _build(spec, *, zoo_name, default_shape, include_top, weights, input_tensor,
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
     _check_arguments(include_top, weights, pooling, classes, classifier_activation, zoo_name)
+    if keras.config.image_data_format() != "channels_last":
+        raise ValueError(
+            "keras_regnet models are channels_last only (inputs [batch, height, width, channels]), but "
+            f"keras.config.image_data_format() is {keras.config.image_data_format()!r}: call "
+            "keras.config.set_image_data_format('channels_last') before building (TensorFlow on CPU "
+            "runs channels_last convolutions only)")
     shape = _resolve_input_shape(input_shape, input_tensor, default_shape, include_top)
     shape = _check_input_shape(shape, spec.min_input_size, weights)
+    complexity.check_buildable(spec, shape, classes if include_top else 0)
 
     if input_tensor is None:
         inputs = img_input = layers.Input(shape=shape, name=f"{name}_input")
@@ -297,3 +304,20 @@ def build_model(model, *, input_shape=None, classes=None, weights=None, **kwargs
                   classes=classes or 1000, **kwargs)
 
 __all__ = ["AnyNet", "anynet_from_params", "build_model", "RegNetX32", "load_weights", *zoo.TF_KERAS_MODELS]
+
+
+def preprocess_input(x, data_format=None):
+    """A pass-through, as for Keras' RegNet: the models rescale raw [0, 255] pixels themselves.
+
+    Kept for the Keras Applications convention (`model(preprocess_input(x))`);
+    `data_format` is accepted and ignored.
+    """
+    return x
+
+
+def decode_predictions(preds, top=5):
+    """ImageNet's (class id, class name, score) lists for a batch of predictions, as Keras Applications'.
+
+    Fetches ImageNet's class index with `keras.utils.get_file` on first use (cached after).
+    """
+    return keras.applications.imagenet_utils.decode_predictions(preds, top=top)

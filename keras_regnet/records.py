@@ -20,6 +20,14 @@ def write_json(path, data):
     os.replace(tmp, path)
 
 
+def write_text(path, text):
+    """Write `text` to `path` (UTF-8), atomically."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def write_csv(path, fields, rows):
     """Write dict `rows` with columns `fields` to `path`, atomically (None -> empty cell)."""
     tmp = f"{path}.{os.getpid()}.tmp"

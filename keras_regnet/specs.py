@@ -15,12 +15,18 @@ Conventions (pycls, "Designing Network Design Spaces"):
 
 import dataclasses
 import functools
+import itertools
 import json
 import math
 
 import numpy as np
 
 BLOCKS = ("x", "y", "resnet_bottleneck", "vgg", "inception")
+# Bounds far beyond any network in the papers (RegNetY-32GF: widths <= 3,712, 20 blocks a
+# stage) that keep an absurd spec from hanging or exhausting memory while it is built.
+MAX_WIDTH = 65_536
+MAX_DEPTH = 1_000
+MAX_STAGES = 64
 GROUPED_BLOCKS = ("x", "y", "resnet_bottleneck")
 
 
@@ -30,6 +36,13 @@ def _check_int(name, value, low, high=None):
     if value < low or (high is not None and value > high):
         allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be {allowed}, got {value}")
+
+
+def _check_stride(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be the int 1 or 2, got {value!r}")
+    if value not in (1, 2):
+        raise ValueError(f"{name} must be 1 or 2, got {value!r}")
 
 
 def _check_number(name, value, *, positive=True):
@@ -51,12 +64,15 @@ class StageSpec:
     se_ratio: float | None = None
 
     def __post_init__(self):
-        _check_int("depth", self.depth, 1)
-        _check_int("width", self.width, 1)
-        _check_int("group_width", self.group_width, 1)
+        _check_int("depth", self.depth, 1, MAX_DEPTH)
+        _check_int("width", self.width, 1, MAX_WIDTH)
+        _check_int("group_width", self.group_width, 1, MAX_WIDTH)
         _check_number("bottleneck_ratio", self.bottleneck_ratio)
-        if self.stride not in (1, 2) or isinstance(self.stride, bool):
-            raise ValueError(f"stride must be 1 or 2, got {self.stride!r}")
+        _check_stride("stride", self.stride)
+        if self.width / self.bottleneck_ratio > MAX_WIDTH:
+            raise ValueError(f"bottleneck_ratio {self.bottleneck_ratio:g} makes the bottleneck width "
+                             f"width / bottleneck_ratio = {self.width / self.bottleneck_ratio:g}, above "
+                             f"{MAX_WIDTH}: bottleneck_ratio must be >= width / {MAX_WIDTH}")
         if self.se_ratio is not None:
             _check_number("se_ratio", self.se_ratio)
             if self.se_ratio > 1:
@@ -110,16 +126,20 @@ class AnyNetSpec:
     stem_stride: int = 2
 
     def __post_init__(self):
-        _check_int("stem_width", self.stem_width, 1)
-        if self.block not in BLOCKS:
+        _check_int("stem_width", self.stem_width, 1, MAX_WIDTH)
+        if not isinstance(self.block, str) or self.block not in BLOCKS:
             raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
-        if self.stem_stride not in (1, 2) or isinstance(self.stem_stride, bool):
-            raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride!r}")
+        _check_stride("stem_stride", self.stem_stride)
         if isinstance(self.stages, (StageSpec, str, bytes)) or not hasattr(self.stages, "__iter__"):
             raise TypeError("stages must be a sequence of StageSpec (or of tuples/dicts)")
-        stages = tuple(_as_stage(s) for s in self.stages)
+        stages = tuple(_as_stage(s) for s in itertools.islice(self.stages, MAX_STAGES + 1))
         if not stages:
             raise ValueError("stages must hold at least one stage")
+        if len(stages) > MAX_STAGES:
+            raise ValueError(f"stages must hold at most {MAX_STAGES} stages")
+        if sum(stage.depth for stage in stages) > MAX_DEPTH:
+            raise ValueError(f"the stages' depths add up to {sum(stage.depth for stage in stages)} blocks; "
+                             f"at most {MAX_DEPTH} are allowed")
         object.__setattr__(self, "stem_width", int(self.stem_width))
         object.__setattr__(self, "stages", stages)
         for i, stage in enumerate(stages, 1):
@@ -191,6 +211,8 @@ class AnyNetSpec:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise ValueError(f"not a valid AnyNetSpec JSON: {error}") from None
+        except RecursionError:
+            raise ValueError("not an AnyNetSpec JSON: nested too deeply") from None
         return cls.from_dict(data)
 
     def describe(self):

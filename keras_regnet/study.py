@@ -507,10 +507,8 @@ def write_report(out, trials, settings, proxy=None):
     summary = {"settings": settings, **stats, "proxy_check": proxy,
                "figures": {k: os.path.basename(p) for k, p in figures.items()},
                "missing": [k for k, v in trials.items() if not v]}
-    with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2, default=float)
-    with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
-        f.write(render_report(summary))
+    records_lib.write_text(os.path.join(out, "summary.json"), json.dumps(summary, indent=2, default=float) + "\n")
+    records_lib.write_text(os.path.join(out, "report.md"), render_report(summary))
     return summary
 
 

@@ -37,11 +37,17 @@ Notes on the choices:
   our CPUs it trained RegNetX32 at 13 img/s against 360 img/s in float32
   (TensorFlow has few float16 CPU kernels); ``"bf16"`` is the CPU choice
   (AVX512-BF16/AMX). Keras adds loss scaling for fp16 by itself.
-- Resume: `keras.callbacks.BackupAndRestore` saves weights + optimizer state
-  at the end of every epoch in ``OUT/backup``. Keras 3 restores the *epoch*
-  counter only (a mid-epoch backup would still repeat its epoch), so backups
-  are per epoch; a killed run re-run with the same ``out`` starts at the first
-  unfinished epoch and loses at most that epoch's work.
+- Resume: at the end of every epoch the weights and optimizer state go to
+  ``OUT/backup/epoch-<n>.weights.h5`` (written to a temporary file, then
+  renamed), and only then ``OUT/backup/state.json`` (atomic) names that file,
+  the epoch and the wall time and steps so far; the previous epoch's file is
+  deleted after. A kill at any instant leaves a complete backup: a killed run
+  re-run with the same ``out`` resumes after the last finished epoch (losing
+  at most that epoch's work), and its ``summary.json`` counts the wall time
+  and steps of the whole run. A backup that cannot be read is reported in one
+  line and the run starts over. (Keras' `BackupAndRestore` overwrites its
+  weights file in place: a kill mid-write left a file that every rerun
+  failed to open.)
 - Distribution: ``strategy="multiworker"`` is `MultiWorkerMirroredStrategy`
   configured by ``TF_CONFIG``. Only the chief writes into ``out``; every other
   worker writes its (identical) outputs into ``out/<task_type>-<task_id>``, as
@@ -472,27 +478,68 @@ def _read_history(path):
         return list(csv.DictReader(f))
 
 
-def _resume_epoch(backup_dir):
-    """The epoch a backup resumes from (0: no backup)."""
-    path = os.path.join(backup_dir, "training_metadata.json")
+BACKUP_DIR = "backup"
+BACKUP_STATE = "state.json"
+
+
+def read_backup(backup_dir):
+    """The last complete backup: {"epoch", "weights" (path), "wall_time_s", "steps"}; None if none.
+
+    Raises ValueError (naming the file) when the backup exists but cannot be read.
+    """
+    path = os.path.join(backup_dir, BACKUP_STATE)
+    if not os.path.exists(path):
+        return None
     try:
         with open(path, encoding="utf-8") as f:
-            return int(json.load(f)["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
+            state = json.load(f)
+        epoch, weights = state["epoch"], os.path.join(backup_dir, state["weights"])
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            raise ValueError(f"bad epoch {epoch!r}")
+        if not os.path.isfile(weights):
+            raise ValueError(f"{weights} is missing")
+        return {"epoch": epoch, "weights": weights, "wall_time_s": float(state.get("wall_time_s", 0.0)),
+                "steps": int(state.get("steps", 0))}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"unreadable backup {path}: {error}") from None
+
+
+def _backup_callback(backup_dir, *, before, throughput, start):
+    """Saves weights + optimizer state after every epoch; the state file is the commit point."""
+    import keras
+
+    class EpochBackup(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            os.makedirs(backup_dir, exist_ok=True)
+            name = f"epoch-{epoch + 1}.weights.h5"
+            tmp = os.path.join(backup_dir, f"tmp-{os.getpid()}.weights.h5")
+            self.model.save_weights(tmp)
+            os.replace(tmp, os.path.join(backup_dir, name))
+            records_lib.write_json(os.path.join(backup_dir, BACKUP_STATE), {
+                "epoch": epoch + 1, "weights": name,
+                "wall_time_s": before["wall_time_s"] + time.perf_counter() - start,
+                "steps": before["steps"] + throughput.steps})
+            for other in os.listdir(backup_dir):
+                if other.endswith(".weights.h5") and other != name:
+                    os.remove(os.path.join(backup_dir, other))
+
+    return EpochBackup()
 
 
 def _trim_history(path, epoch):
     """Keep the rows of epochs < `epoch` (a resumed run appends the rest); [] and no file at 0."""
-    rows = [r for r in _read_history(path) if int(r.get("epoch", -1)) < epoch] if epoch else []
+    def row_epoch(row):
+        try:
+            return int(row.get("epoch"))
+        except (TypeError, ValueError):  # a line cut short by a kill
+            return None
+
+    rows = [r for r in _read_history(path) if row_epoch(r) is not None and row_epoch(r) < epoch] if epoch else []
     if not rows:
         if os.path.exists(path):
             os.remove(path)
         return rows
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    records_lib.write_csv(path, list(rows[0]), rows)
     return rows
 
 
@@ -557,17 +604,36 @@ def _throughput_callback():
     return Throughput()
 
 
+def save_model_atomically(model, path):
+    """`model.save(path)` through a temporary file: a kill leaves the old file or the new one."""
+    tmp = os.path.join(os.path.dirname(path) or ".", f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _best_model_callback(path, initial_best):
+    import keras
+
+    class BestModel(keras.callbacks.Callback):
+        """Saves the model when val_accuracy beats the best so far (atomically, unlike ModelCheckpoint)."""
+
+        best = -math.inf if initial_best is None else initial_best
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get("val_accuracy")
+            if value is not None and value > self.best:
+                self.best = value
+                save_model_atomically(self.model, path)
+
+    return BestModel()
+
+
 def make_callbacks(out, *, initial_best=None):
-    """BackupAndRestore (first, so an epoch is backed up before it is logged), best
-    checkpoint, TensorBoard and CSV log, all under `out`."""
+    """Best model, TensorBoard and CSV log, all under `out` (the epoch backup comes after them)."""
     import keras
 
     return [
-        keras.callbacks.BackupAndRestore(os.path.join(out, "backup"), save_freq="epoch",
-                                         delete_checkpoint=True),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(out, "best.keras"), monitor="val_accuracy", mode="max",
-            save_best_only=True, initial_value_threshold=initial_best, verbose=0),
+        _best_model_callback(os.path.join(out, "best.keras"), initial_best),
         keras.callbacks.TensorBoard(os.path.join(out, "logs")),
         keras.callbacks.CSVLogger(os.path.join(out, HISTORY_FILE), append=True),
     ]
@@ -643,18 +709,14 @@ def train(config):
     except OSError as error:
         raise ValueError(f"--out {out!r} cannot be written: {error.strerror or error}.") from None
 
-    # Resume bookkeeping: history rows of epochs the backup already holds; a fresh
-    # start (no backup) clears the logs of an earlier, finished run in this folder.
-    history_path = os.path.join(out, HISTORY_FILE)
-    initial_epoch = _resume_epoch(os.path.join(out, "backup"))
-    previous = _trim_history(history_path, initial_epoch)
-    if not initial_epoch:
-        shutil.rmtree(os.path.join(out, "logs"), ignore_errors=True)
-    best_before = max((float(r["val_accuracy"]) for r in previous if r.get("val_accuracy")),
-                      default=None)
-    if initial_epoch and config.verbose:
-        print(f"Resuming from {os.path.join(out, 'backup')}: {initial_epoch} of "
-              f"{config.epochs} epochs done.")
+    # Resume from the last complete backup; an unreadable one is reported and the run starts over.
+    backup_dir = os.path.join(out, BACKUP_DIR)
+    try:
+        resume = read_backup(backup_dir)
+    except ValueError as error:
+        print(f"warning: {error}; starting over", flush=True)
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        resume = None
 
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(MIXED_PRECISION[config.mixed_precision])
@@ -663,17 +725,38 @@ def train(config):
             model = build_model(config.model, input_shape=input_shape, classes=ds.num_classes)
             model = float32_classifier(model)
             compile_model(model, config, ds.steps_per_epoch)
+            if resume:
+                try:
+                    model.load_weights(resume["weights"])
+                except Exception as error:  # noqa: BLE001 - any unreadable backup means start over
+                    print(f"warning: unreadable backup {resume['weights']} ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else ''}); starting over", flush=True)
+                    shutil.rmtree(backup_dir, ignore_errors=True)
+                    resume = None
         fix_multiworker(model, strategy)
+        initial_epoch = resume["epoch"] if resume else 0
+        before = resume or {"wall_time_s": 0.0, "steps": 0}
+        # History rows of epochs the backup holds stay; a fresh start clears an earlier run's logs.
+        history_path = os.path.join(out, HISTORY_FILE)
+        previous = _trim_history(history_path, initial_epoch)
+        if not initial_epoch:
+            shutil.rmtree(os.path.join(out, "logs"), ignore_errors=True)
+        best_before = max((float(r["val_accuracy"]) for r in previous if r.get("val_accuracy")),
+                          default=None)
+        if initial_epoch and config.verbose:
+            print(f"Resuming from {backup_dir}: {initial_epoch} of {config.epochs} epochs done.", flush=True)
         throughput = _throughput_callback()
-        callbacks = [*make_callbacks(out, initial_best=best_before), throughput]
+        backup = _backup_callback(backup_dir, before=before, throughput=throughput, start=start)
+        # The backup last: an epoch logged but not yet backed up is trimmed from the history and rerun.
+        callbacks = [*make_callbacks(out, initial_best=best_before), throughput, backup]
         if strategy.num_replicas_in_sync > 1:
             callbacks.insert(0, _sync_statistics_callback(strategy))
-        model.fit(ds.train, validation_data=ds.validation, epochs=config.epochs,
+        model.fit(ds.train, validation_data=ds.validation, epochs=config.epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks, verbose=config.verbose)
         test_loss, test_accuracy = model.evaluate(ds.test, verbose=0)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
-    model.save(os.path.join(out, "model.keras"))
+    save_model_atomically(model, os.path.join(out, "model.keras"))
 
     rows = _read_history(history_path)
     val = [float(r["val_accuracy"]) for r in rows if r.get("val_accuracy")]
@@ -691,11 +774,13 @@ def train(config):
         "complexity": complexity.count(spec, input_shape, ds.num_classes).to_dict(),
         "epochs": config.epochs,
         "resumed_from_epoch": initial_epoch,
-        "steps": throughput.steps,
+        "steps": before["steps"] + throughput.steps,  # the whole run, resumed parts included
+        "steps_this_run": throughput.steps,
         "accuracy": {"test": float(test_accuracy),
                      "best_validation": max(val) if val else None},
         "test_loss": float(test_loss),
-        "wall_time_s": round(time.perf_counter() - start, 3),
+        "wall_time_s": round(before["wall_time_s"] + time.perf_counter() - start, 3),
+        "wall_time_this_run_s": round(time.perf_counter() - start, 3),
         "images_per_second": round(images_per_second, 1) if images_per_second else None,
         "replicas": strategy.num_replicas_in_sync,
         "task": {"type": task_type, "id": task_id, "chief": chief},
@@ -703,4 +788,5 @@ def train(config):
         "config": config.to_dict(),
     }
     records_lib.write_json(os.path.join(out, SUMMARY_FILE), summary)
+    shutil.rmtree(backup_dir, ignore_errors=True)  # the run is complete: nothing to resume
     return summary

@@ -22,6 +22,8 @@ import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
+import socket
+import subprocess
 import sys
 import time
 import traceback
@@ -56,7 +58,7 @@ class Search:
     go (KerasTuner's layout: ``trial_<id>/checkpoint.weights.h5``);
     ``save_best`` keeps the best-epoch weights of any trial that beats the
     best so far (enough for `Tuner.load_model` of the best trial);
-    ``on_trial_end(trial)`` reports.
+    ``on_trial_end(trial)`` saves and reports (after every end, retries included).
     """
 
     name: str
@@ -225,31 +227,44 @@ def _best_weights_callback(start):
 # --------------------------------------------------------------------------- pool
 
 class _Worker:
-    def __init__(self, context, setup, slot):
+    """One worker process, started as ``python -m keras_regnet.trial_workers FD``.
+
+    A fresh interpreter (not `multiprocessing`'s spawn, which re-imports the
+    caller's main module): `run_search` works from any script or notebook. The
+    two ends of a socket pair carry pickled messages; the worker's death closes
+    its end, which wakes the coordinator.
+    """
+
+    def __init__(self, setup, slot):
         self.slot = slot
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, setup), daemon=True,
-                                       name=f"keras-regnet-trial-worker-{slot}")
-        self.process.start()
-        child.close()
+        parent, child = socket.socketpair()
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+        with child:
+            self.process = subprocess.Popen([sys.executable, "-m", "keras_regnet.trial_workers", str(child.fileno())],
+                                            pass_fds=[child.fileno()], env=env)
+        self.conn = multiprocessing.connection.Connection(parent.detach())
+        self.conn.send(dataclasses.asdict(setup))
         self.ready = False
-        self.task = None  # (search, trial) while busy
+        self.task = None  # (search index, trial) while busy
+
+    def alive(self):
+        return self.process.poll() is None
 
     def stop(self, timeout=5.0):
         try:
-            if self.process.is_alive() and self.task is None and self.ready:
+            if self.alive() and self.task is None and self.ready:
                 self.conn.send(None)
-                self.process.join(timeout)
-        except (OSError, EOFError, BrokenPipeError):
+                self.process.wait(timeout)
+        except (OSError, EOFError, subprocess.TimeoutExpired):
             pass
-        if self.process.is_alive():
+        if self.alive():
             self.process.kill()
-            self.process.join(timeout)
+            self.process.wait(timeout)
         self.conn.close()
 
 
 def _died_message(process):
-    code = process.exitcode
+    code = process.poll()
     if code is not None and code < 0:
         import signal
 
@@ -309,7 +324,6 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
     check_workers(workers)
     log = log or (lambda text: print(text, flush=True))
     searches = list(searches)
-    context = multiprocessing.get_context("spawn")
     progress = _Progress(searches)
     # Per search: which slots have been told STOPPED, and whether it has ended.
     stopped = [set() for _ in searches]
@@ -327,7 +341,7 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
         return None
 
     def start(slot):
-        pool[slot] = _Worker(context, setup, slot)
+        pool[slot] = _Worker(setup, slot)
 
     def finish_trial(worker, status, message, history):
         index, trial = worker.task
@@ -345,10 +359,10 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
         if status == "INVALID":  # re-queued for retry: every slot may take it
             stopped[index].clear()
         ended_trial = search.oracle.get_trial(trial.trial_id)
+        if search.on_trial_end:
+            search.on_trial_end(ended_trial)
         if ended_trial.status in ("COMPLETED", "FAILED"):
             log(progress.line(search, ended_trial))
-            if search.on_trial_end:
-                search.on_trial_end(ended_trial)
         elif message:
             log(f"[{search.name}] trial {trial.trial_id} will be retried: {message.splitlines()[0]}")
 
@@ -386,7 +400,6 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
             waitables = {}
             for worker in pool.values():
                 waitables[worker.conn] = worker
-                waitables[worker.process.sentinel] = worker
             ready = multiprocessing.connection.wait(list(waitables), timeout=poll_seconds)
             for worker in {id(waitables[h]): waitables[h] for h in ready}.values():
                 if pool.get(worker.slot) is not worker:
@@ -405,9 +418,13 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
                             history["worker_peak_rss_mb"] = [result["peak_rss_mb"]] * len(history["seconds"])
                         finish_trial(worker, result["status"], result["message"], history)
                         exited = result["recycle"]
-                if not exited and worker.process.is_alive():
+                if not exited and worker.alive():
                     continue
-                worker.process.join(30)
+                try:
+                    worker.process.wait(30)
+                except subprocess.TimeoutExpired:
+                    worker.process.kill()
+                    worker.process.wait()
                 if worker.task is not None:  # it died during a trial: the trial goes back to the oracle
                     finish_trial(worker, "INVALID", _died_message(worker.process), {})
                 if not worker.ready:
@@ -457,5 +474,6 @@ def _task(search, trial):
     return task
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("keras_regnet.trial_workers is a library module")
+if __name__ == "__main__":  # a worker process (see _Worker)
+    _connection = multiprocessing.connection.Connection(int(sys.argv[1]))
+    _worker_main(_connection, WorkerSetup(**_connection.recv()))

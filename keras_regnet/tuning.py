@@ -348,9 +348,14 @@ def prepare_search(space, ds, *, tuner, max_trials, epochs, out, seed, train_con
                                overwrite=False, max_model_size=None)
     search.oracle.verbose = 0
     local = isinstance(search.oracle, keras_tuner.Oracle)  # not a distributed worker's client
+    if local:
+        search.save()  # KerasTuner reloads (resumes) a project only once its tuner file exists
 
     def on_trial_end(trial):
         if local:
+            # The oracle saved its state before it let go of the trial; save again, or a
+            # resumed search would rerun the trial that ended last.
+            search.save()
             write_trials_csv(search.oracle, os.path.join(out, "trials.csv"))
 
     pool = trial_workers.Search(
@@ -385,8 +390,9 @@ def finish_search(prepared, out, *, save_best):
         if best and best[0].status == "COMPLETED":
             checkpoint = os.path.join(search.get_trial_dir(best[0].trial_id), CHECKPOINT)
             if os.path.exists(checkpoint):
-                model = search.load_model(best[0])
-                model.save(os.path.join(out, "best_model.keras"))
+                from keras_regnet.training import save_model_atomically
+
+                save_model_atomically(search.load_model(best[0]), os.path.join(out, "best_model.keras"))
                 records_lib.write_json(os.path.join(out, "best_trial.json"),
                                        json.loads(json.dumps(trial_record(best[0]), default=_json_default)))
     return records

@@ -71,6 +71,9 @@ def default_classes(name):
     return ZOO[name][6]
 
 
+_MAX_SPEC_BYTES = 1 << 20  # a spec is a few hundred bytes
+
+
 def resolve(model):
     """A zoo name or a path to a spec JSON file -> (name, AnyNetSpec).
 
@@ -84,10 +87,19 @@ def resolve(model):
         return model, get_spec(model)
     if model.endswith(".json"):
         try:
-            with open(model, encoding="utf-8") as f:
-                text = f.read()
+            with open(model, "rb") as f:
+                raw = f.read(_MAX_SPEC_BYTES + 1)
         except OSError as error:
             raise FileNotFoundError(f"spec file {model!r} cannot be read: {error.strerror}") from None
+        if len(raw) > _MAX_SPEC_BYTES:
+            raise ValueError(f"spec file {model!r} is over {_MAX_SPEC_BYTES:,} bytes: not an AnyNetSpec JSON")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"spec file {model!r} is not UTF-8 text (byte {error.start})") from None
         name = os.path.splitext(os.path.basename(model))[0]
-        return name, AnyNetSpec.from_json(text)
+        try:
+            return name, AnyNetSpec.from_json(text)
+        except (ValueError, TypeError) as error:
+            raise type(error)(f"spec file {model!r}: {error}") from None
     raise ValueError(f"unknown model {model!r}; choose a zoo name ({', '.join(ZOO)}) or a spec .json file")

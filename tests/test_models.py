@@ -166,3 +166,32 @@ def test_classifier_is_float32_under_mixed_precision():
         assert model.output.dtype == "float32"
     finally:
         keras.config.set_dtype_policy(policy)
+
+
+def test_keras_applications_helpers_are_exported():
+    from keras_regnet import models
+
+    x = np.arange(12, dtype="float32").reshape(1, 2, 2, 3)
+    for module in (keras_regnet, models):
+        assert module.preprocess_input(x) is x  # a pass-through: the models rescale inside
+        with pytest.raises(ValueError):  # ImageNet's decoder checks the shape before any download
+            module.decode_predictions(np.zeros((1, 10)))
+
+
+def test_channels_first_is_refused_with_the_fix():
+    previous = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        with pytest.raises(ValueError, match="set_image_data_format\\('channels_last'\\)"):
+            keras_regnet.RegNetX002(weights=None)
+    finally:
+        keras.config.set_image_data_format(previous)
+
+
+def test_a_too_large_network_is_refused_before_any_tensor():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="too large to build: params"):
+        keras_regnet.AnyNet(stem_width=8, stages=[(1, 16, 8)], input_shape=(32, 32, 3), classes=10**9)
+    assert time.perf_counter() - start < 1.0

@@ -142,3 +142,48 @@ def test_resolve_spec_file(tmp_path):
         zoo.resolve(str(tmp_path / "missing.json"))
     with pytest.raises(ValueError, match="unknown model"):
         zoo.resolve("ResNet50")
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(depth=1, width=16, group_width=8, stride=2.0), "stride"),
+    (dict(depth=1, width=16, group_width=8, bottleneck_ratio=1e-6), "bottleneck_ratio"),
+    (dict(depth=10**30, width=16, group_width=8), "depth"),
+    (dict(depth=1e30, width=16, group_width=8), "depth"),
+    (dict(depth=1, width=2**40, group_width=8), "width"),
+    (dict(depth=2.0, width=16, group_width=8), "depth"),
+])
+def test_absurd_stage_values_are_refused_at_once(kwargs, field):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises((ValueError, TypeError), match=field):
+        StageSpec(**kwargs)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_absurd_network_values_are_refused_at_once():
+    with pytest.raises(TypeError, match="stem_stride"):
+        AnyNetSpec(8, [(1, 16, 8)], stem_stride=2.0)
+    with pytest.raises(ValueError, match="stem_width"):
+        AnyNetSpec(10**6, [(1, 16, 8)])
+    with pytest.raises(ValueError, match="blocks"):
+        AnyNetSpec(8, [(800, 16, 8), (800, 16, 8)])
+    with pytest.raises(ValueError, match="nested too deeply"):
+        AnyNetSpec.from_json("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="depth"):
+        AnyNetSpec.from_json('{"stem_width": 8, "stages": [{"depth": 1000000000000000000000000000000, '
+                             '"width": 16, "group_width": 8}]}')
+
+
+def test_complexity_ceiling_and_input_size_agree_with_the_builder():
+    from keras_regnet import complexity
+
+    spec = AnyNetSpec(8, [(1, 16, 8), (1, 32, 8)])
+    with pytest.raises(ValueError, match=">= 8"):
+        complexity.count(spec, (4, 4, 3), 10)  # the builder refuses inputs below the downsampling too
+    with pytest.raises(ValueError, match="params .* above the ceiling"):
+        complexity.check_buildable(spec, (32, 32, 3), 10**9)
+    wide = AnyNetSpec(65_536, [(1, 65_536, 65_536)])
+    with pytest.raises(ValueError, match="too large to build"):
+        complexity.check_buildable(wide, (224, 224, 3), 10)
+    assert complexity.check_buildable(spec, (None, None, 3), 0).params == complexity.count(spec, (8, 8, 3), 0).params

@@ -35,12 +35,12 @@ def _descendants(pid):
 
 
 def _trial_workers(pid):
-    """The spawned trial workers among `pid`'s descendants (not multiprocessing's resource tracker)."""
+    """The trial worker processes among `pid`'s descendants."""
     found = set()
     for child in _descendants(pid):
         try:
             with open(f"/proc/{child}/cmdline", "rb") as f:
-                if b"spawn_main" in f.read():
+                if b"keras_regnet.trial_workers" in f.read():
                     found.add(child)
         except OSError:
             pass
