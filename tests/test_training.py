@@ -378,6 +378,8 @@ def test_a_backup_damaged_mid_write_never_crashes_a_rerun(tmp_path, tiny_spec, d
     result = run_cli(*args, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "starting over" in result.stdout and "Traceback" not in result.stderr
+    # stdout is a pipe, not a terminal: one line per epoch, no progress-bar redraws or escape codes
+    assert "Epoch 2/2" in result.stdout and "\r" not in result.stdout and "\x1b" not in result.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_from_epoch"] == 0 and summary["epochs"] == 2
     assert [int(r["epoch"]) for r in read_history(out)] == [0, 1]
@@ -446,3 +448,31 @@ def test_multiworker_two_workers_train_the_same_model(tmp_path, tiny_spec):
     from keras_regnet.models import build_model
     fresh = build_model(tiny_spec, input_shape=(16, 16, 1), classes=10)
     assert any(not np.allclose(w, f) for w, f in zip(weights_a, fresh.get_weights()))
+
+
+def test_run_files_are_replaced_atomically(tmp_path, monkeypatch):
+    """A write that dies half-way leaves the previous file intact (no half-written model or record)."""
+    import keras
+
+    from keras_regnet import records
+    from keras_regnet.training import save_model_atomically
+
+    model = _tiny_model()
+    path = tmp_path / "model.keras"
+    save_model_atomically(model, str(path))
+    before = path.read_bytes()
+
+    def dies_half_way(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"PK\x03\x04 half")
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(keras.Model, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        save_model_atomically(model, str(path))
+    assert path.read_bytes() == before
+    records.write_text(str(tmp_path / "report.md"), "old")
+    monkeypatch.setattr(records.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        records.write_text(str(tmp_path / "report.md"), "new")
+    assert (tmp_path / "report.md").read_text() == "old"
