@@ -141,6 +141,10 @@ _BLOCKS = {
 def _check_shape(input_shape):
     if type(input_shape) is tuple and len(input_shape) == 3 and all(type(v) is int and v > 0 for v in input_shape):
         return
+    if isinstance(input_shape, (tuple, list)) and len(input_shape) == 3 and None in input_shape[:2]:
+        raise ValueError(f"input_shape {tuple(input_shape)!r}: flops and activations depend on the height and "
+                         "width, so complexity.count needs them (a model may leave them None; its params are "
+                         "count(spec, (H, W, C)).params for any H and W at least spec.min_input_size)")
     if (not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_shape)):
         raise ValueError(f"input_shape must be (height, width, channels) of positive ints, got {input_shape!r}")

@@ -187,3 +187,5 @@ def test_complexity_ceiling_and_input_size_agree_with_the_builder():
     with pytest.raises(ValueError, match="too large to build"):
         complexity.check_buildable(wide, (224, 224, 3), 10)
     assert complexity.check_buildable(spec, (None, None, 3), 0).params == complexity.count(spec, (8, 8, 3), 0).params
+    with pytest.raises(ValueError, match="depend on the height and width"):
+        complexity.count(spec, (None, None, 3), 0)
