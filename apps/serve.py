@@ -20,10 +20,32 @@ def add_arguments(parser):
                              "Serving's REST port)")
     parser.add_argument("--max-body-bytes", type=int,
                         default=DEFAULT_MAX_BODY_BYTES,
-                        help="largest request body accepted (default: 64 MiB)")
+                        help="largest request body accepted; larger ones get "
+                             "413 (default: 64 MiB)")
+    parser.add_argument("--max-inflight-bytes", type=int, default=None,
+                        help="request bodies admitted at once (being read, "
+                             "parsed, queued or run); a request that does not "
+                             "fit gets 503 with Retry-After at once (default: "
+                             "4 x --max-body-bytes)")
+    parser.add_argument("--max-concurrent", type=int, default=4,
+                        help="model calls run at once (default: 4)")
+
+
+def _check(args):
+    """Bad flags as one ValueError naming the flag, before loading anything."""
+    for flag, value in (("--max-body-bytes", args.max_body_bytes),
+                        ("--max-concurrent", args.max_concurrent)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be in [0, 65535], got {args.port}")
+    if args.max_inflight_bytes is not None and args.max_inflight_bytes < args.max_body_bytes:
+        raise ValueError(f"--max-inflight-bytes must be >= --max-body-bytes "
+                         f"({args.max_body_bytes}), got {args.max_inflight_bytes}")
 
 
 def run(args):
+    _check(args)
     from keras_regnet.serving import serve
 
     def ready(server):
@@ -31,6 +53,8 @@ def run(args):
               f"at {server.url}  (Ctrl-C to stop)", flush=True)
 
     serve(args.model_dir, name=args.name, host=args.host, port=args.port,
-          max_body_bytes=args.max_body_bytes, ready=ready)
+          max_body_bytes=args.max_body_bytes,
+          max_inflight_bytes=args.max_inflight_bytes,
+          max_concurrent=args.max_concurrent, ready=ready)
     print("stopped", file=sys.stderr)
     return 0

@@ -19,22 +19,38 @@ Endpoints (`NAME` is the served name, `N` a version):
                                                  optional "signature_name"
 
 Row requests are answered `{"predictions": [...]}` (one dict per instance when
-the signature has several outputs), columnar ones `{"outputs": ...}`. Errors
-are `{"error": "..."}` with a 4xx status (404 unknown model/version/path, 400
-bad request, 411 no Content-Length, 413 body over `max_body_bytes`).
+the signature has several outputs), columnar ones `{"outputs": ...}`. Every
+error, including the ones `http.server` itself raises (bad request line, 414,
+431, unknown method), is `{"error": "..."}` with `Content-Type:
+application/json`: 404 unknown model/version/path, 400 bad request (and
+`:classify`/`:regress`, which this server does not implement), 405 a method
+other than GET/HEAD/POST, 411 no Content-Length, 413 body over
+`max_body_bytes` (the body is read and dropped so the client can read the
+answer), 503 with `Retry-After` when the server is full (see below).
+`versions/N` is compared as a number, as TF Serving does (`01` is version 1).
 
 Input rules, stricter than TF Serving so bad data fails loudly: numbers only
-(no strings, booleans or nulls), a rectangular batch of rank 4 whose image
-size matches the signature, at least one instance, finite values (the JSON
-`NaN`/`Infinity` extensions are refused). For a uint8 signature every value
-must be a whole number in [0, 255] (`12.0` is accepted, `12.5` and `256` are
-refused rather than silently truncated or wrapped).
+(no strings, booleans or nulls, also not mixed with numbers), a rectangular
+batch of rank 4 whose image size matches the signature, at least one
+instance, finite values (the JSON `NaN`/`Infinity` extensions are refused).
+For a uint8 signature every value must be a whole number in [0, 255] (`12.0`
+is accepted, `12.5` and `256` are refused rather than silently truncated or
+wrapped).
 
 Design: the standard library's `http.server.ThreadingHTTPServer` parses HTTP
 (one thread per connection, HTTP/1.1 keep-alive); the loaded concrete
 function is thread-safe and TensorFlow releases the GIL while it runs, so
-concurrent requests overlap JSON work with model work. A semaphore bounds
-how many batches run the model at once (`max_concurrent`).
+concurrent requests overlap JSON work with model work.
+
+Memory is bounded by admission, not by luck: a predict request is admitted
+(its Content-Length counted against `max_inflight_bytes`, default 4 x
+`max_body_bytes`) before its body is read; one that does not fit is answered
+503 at once. An admitted body is parsed one instance at a time straight into
+compact numpy arrays (never the whole batch as Python lists), and the model
+runs on at most `RUN_BATCH` instances per call, `max_concurrent` calls at
+once. Peak memory is the model plus about 1.3-2x the admitted bodies
+(`bench/serve_load.py` measures it). A client that drops its connection is
+one warning line in the log, never a traceback.
 """
 
 import http.server
@@ -43,26 +59,31 @@ import logging
 import os
 import re
 import socket
+import sys
 import threading
+import time
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
-_DRAIN_BYTES = 16 * 1024 * 1024  # oversized bodies up to limit+this are read
+RUN_BATCH = 64  # instances per model call: bounds activation memory
+_DRAIN_BYTES = 1 << 30  # refused bodies: read and dropped up to this much
+_DRAIN_SECONDS = 30  # ... or for this long, then the connection is closed
 _PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?"
-    r"(?P<tail>/metadata|:predict)?/?$"
+    r"(?P<tail>/metadata|:predict|:classify|:regress)?/?$"
 )
 
 
 class RequestError(Exception):
     """A client error: answered as `{"error": message}` with `status`."""
 
-    def __init__(self, status, message):
+    def __init__(self, status, message, headers=()):
         super().__init__(message)
         self.status = status
+        self.headers = headers
 
 
 def resolve_version_dir(model_dir):
@@ -99,8 +120,8 @@ class ServedModel:
     """A loaded SavedModel plus the request -> tensor -> JSON logic.
 
     Independent of HTTP so it can be tested and reused; `predict(body)` takes
-    the parsed JSON request and returns the JSON-ready answer or raises
-    `RequestError`.
+    the parsed JSON request (from `parse_request`, or plain Python lists) and
+    returns the JSON-ready answer or raises `RequestError`.
     """
 
     def __init__(self, model_dir, *, max_concurrent=4):
@@ -121,6 +142,7 @@ class ServedModel:
             raise ValueError(f"the SavedModel at {self.path!r} has no signatures")
         self.signature_defs = _signature_defs(self.path)
         self._slots = threading.BoundedSemaphore(max_concurrent)
+        self.run_batch = RUN_BATCH
 
     def status(self):
         return {"model_version_status": [{
@@ -172,12 +194,7 @@ class ServedModel:
         }
         if len({t.shape[:1] for t in tensors.values()}) != 1:
             raise RequestError(400, "all inputs must have the same batch size")
-        try:
-            with self._slots:
-                outputs = fn(**{k: self._tf.constant(v) for k, v in tensors.items()})
-        except self._tf.errors.InvalidArgumentError as error:
-            raise RequestError(400, f"the model rejected the input: {error.message}") from None
-        outputs = {key: value.numpy().tolist() for key, value in outputs.items()}
+        outputs = {key: value.tolist() for key, value in self._run(fn, tensors).items()}
         if has_columns:
             if len(outputs) == 1:
                 return {"outputs": next(iter(outputs.values()))}
@@ -188,6 +205,30 @@ class ServedModel:
         return {"predictions": [
             dict(zip(keys, row)) for row in zip(*(outputs[k] for k in keys))
         ]}
+
+    def _run(self, fn, tensors):
+        """Run `fn` on at most `run_batch` instances a call -> numpy outputs
+        (activation memory then does not grow with the request's batch)."""
+        first = next(iter(tensors.values()))
+        size = len(first) if first.ndim else 1
+        fixed = any(spec.shape.rank and spec.shape[0] is not None
+                    for spec in fn.structured_input_signature[1].values())
+        step = size if fixed or not first.ndim else max(1, self.run_batch)
+        parts = []
+        try:
+            for start in range(0, size, step):
+                feed = {key: self._tf.constant(value[start:start + step] if first.ndim
+                                               else value)
+                        for key, value in tensors.items()}
+                with self._slots:
+                    out = fn(**feed)
+                parts.append({key: value.numpy() for key, value in out.items()})
+                del feed, out
+        except self._tf.errors.InvalidArgumentError as error:
+            raise RequestError(400, f"the model rejected the input: {error.message}") from None
+        if len(parts) == 1:
+            return parts[0]
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
 def _signature_defs(path):
@@ -227,7 +268,14 @@ def _rows_to_columns(instances, specs):
 
 
 def _to_tensor(name, value, spec):
-    """JSON value -> numpy array of `spec`'s dtype and shape, or RequestError."""
+    """JSON value -> numpy array of `spec`'s dtype and shape, or RequestError.
+
+    `value` is what `parse_request` made (a list of per-instance arrays) or
+    plain Python lists (the Python API).
+    """
+    if _has_bool(value):
+        raise RequestError(400, f"input {name!r} must contain only numbers "
+                           "(got booleans)")
     try:
         array = np.asarray(value)
     except (ValueError, OverflowError):
@@ -282,8 +330,119 @@ def _shape_text(shape):
     return "[" + ", ".join("-1" if d is None else str(d) for d in shape.as_list()) + "]"
 
 
+def _has_bool(value):
+    """True if a bool hides in nested lists (numpy would read it as 1)."""
+    if isinstance(value, bool):
+        return True
+    return isinstance(value, (list, tuple)) and any(map(_has_bool, value))
+
+
 def _reject_constant(token):
     raise RequestError(400, f"JSON {token} is not allowed: values must be finite")
+
+
+# A bounded-memory JSON reader for predict bodies. `json.loads` would build
+# the whole batch as Python lists first (an image with one channel costs
+# ~10x its JSON text that way); here the members of "instances"/"inputs" are
+# decoded one element (instance) at a time and turned into a compact numpy
+# array at once, so only one instance's Python objects exist at any time.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_WS = re.compile(r"[ \t\n\r]*")
+_NOT_NUMBER = re.compile(r"[^-+.0-9eE\[\],\s]")  # string, true/false, null, {
+_WHAT = {'"': "strings", "t": "booleans", "f": "booleans", "n": "null",
+         "{": "objects"}
+
+
+def parse_request(text):
+    """A predict request body (str) -> dict, tensors as lists of arrays.
+
+    Raises `json.JSONDecodeError` (malformed JSON) or `RequestError`.
+    """
+    pos = _skip(text, 0)
+    if pos < len(text) and text[pos] != "{":
+        raise RequestError(400, "request body must be a JSON object")
+    if pos == len(text):
+        raise json.JSONDecodeError("Expecting value", text, pos)
+    body, pos = _object(text, pos, _member)
+    if _skip(text, pos) != len(text):
+        raise json.JSONDecodeError("Extra data", text, _skip(text, pos))
+    return body
+
+
+def _skip(text, pos):
+    return _WS.match(text, pos).end()
+
+
+def _object(text, pos, value):
+    """The object at text[pos] ("{"); member values by value(key, text, pos)."""
+    result = {}
+    pos = _skip(text, pos + 1)
+    if text.startswith("}", pos):
+        return result, pos + 1
+    while True:
+        if not text.startswith('"', pos):
+            raise json.JSONDecodeError(
+                "Expecting property name enclosed in double quotes", text, pos)
+        key, pos = _DECODER.raw_decode(text, pos)
+        pos = _skip(text, pos)
+        if not text.startswith(":", pos):
+            raise json.JSONDecodeError("Expecting ':' delimiter", text, pos)
+        result[key], pos = value(key, text, _skip(text, pos + 1))
+        pos = _skip(text, pos)
+        if text.startswith("}", pos):
+            return result, pos + 1
+        if not text.startswith(",", pos):
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+        pos = _skip(text, pos + 1)
+
+
+def _member(key, text, pos):
+    if key in ("instances", "inputs"):
+        return _batch(key, text, pos)
+    return _DECODER.raw_decode(text, pos)
+
+
+def _batch(key, text, pos):
+    """A list -> list of per-element arrays (or objects of arrays); an
+    object -> {name: batch}; anything else -> one array."""
+    if text.startswith("{", pos):
+        return _object(text, pos, _batch)
+    if not text.startswith("[", pos):
+        return _leaf(key, text, pos)
+    items = []
+    pos = _skip(text, pos + 1)
+    if text.startswith("]", pos):
+        return items, pos + 1
+    while True:
+        if text.startswith("{", pos):
+            item, pos = _object(text, pos, _leaf)
+        else:
+            item, pos = _leaf(key, text, pos)
+        items.append(item)
+        pos = _skip(text, pos)
+        if text.startswith("]", pos):
+            return items, pos + 1
+        if not text.startswith(",", pos):
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+        pos = _skip(text, pos + 1)
+
+
+def _leaf(key, text, pos):
+    """One JSON value of numbers -> the smallest array that holds it."""
+    value, end = _DECODER.raw_decode(text, pos)
+    bad = _NOT_NUMBER.search(text, pos, end)
+    if bad:
+        raise RequestError(400, f"{key!r} must contain only numbers (got "
+                           f"{_WHAT.get(bad[0], 'non-numbers')})")
+    try:
+        array = np.asarray(value)
+    except (ValueError, OverflowError):
+        raise RequestError(400, f"{key!r} is not a rectangular array (rows of "
+                           "different lengths)") from None
+    if array.dtype.kind in "iu" and array.size:
+        array = array.astype(np.result_type(np.min_scalar_type(array.min()),
+                                            np.min_scalar_type(array.max())))
+    return array, end
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -293,19 +452,35 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # Headers and body go out in two writes; with Nagle on, the second waits
     # for the client's delayed ACK (~40 ms per request on keep-alive).
     disable_nagle_algorithm = True
+    _unread = 0  # body bytes announced and not read yet; None: unknowable
 
     def log_message(self, format, *args):  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)
 
-    def _send(self, status, payload):
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own errors (bad request line, 414, 431, 501) as JSON."""
+        short, long = self.responses.get(code, ("Error", ""))
+        text = message or long or short
+        if explain:
+            text = f"{text}: {explain}"
+        self.log_error("code %d, message %s", code, text)
+        if self.request_version in ("", "HTTP/0.9"):
+            self.request_version = self.protocol_version  # always a status line
+        self.close_connection = True
+        self._send(code, {"error": text})
+
+    def _send(self, status, payload, headers=()):
         data = json.dumps(payload).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for key, value in headers:
+            self.send_header(key, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _route(self):
         match = _PATH.match(self.path.split("?", 1)[0])
@@ -318,62 +493,125 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise RequestError(404, f"Servable not found for request: model "
                                f"{name!r} is not served (serving {app.name!r})")
         version = match["version"]
-        if version is not None and version != str(app.model.version):
+        if version is not None and not (
+                re.fullmatch(r"[0-9]+", version)
+                and (version.lstrip("0") or "0") == str(app.model.version)):
             raise RequestError(404, f"model {name!r} has no version {version!r} "
                                f"(serving version {app.model.version})")
         return app, match["tail"]
 
     def _handle(self, method):
+        self._unread = self._body_length()
+        try:
+            self._send(*self._respond(method))
+        finally:
+            self._discard_body()
+
+    def _respond(self, method):
+        """-> (status, payload, headers); client errors become 4xx/503."""
         try:
             app, tail = self._route()
-            if method == "GET":
+            if method not in ("GET", "HEAD", "POST"):
+                raise RequestError(
+                    405, f"method {method} is not allowed: GET (or HEAD) for "
+                    "status and metadata, POST for :predict",
+                    headers=[("Allow", "GET, HEAD, POST" if tail is None or
+                              tail == "/metadata" else "POST")])
+            if tail in (":classify", ":regress"):
+                raise RequestError(
+                    400, f"model {app.name!r} serves :predict only; {tail} is "
+                    "not supported by this server (POST to "
+                    f"/v1/models/{app.name}:predict)")
+            if method != "POST":
                 if tail == ":predict":
-                    raise RequestError(405, "predict needs POST")
+                    raise RequestError(405, "predict needs POST",
+                                       headers=[("Allow", "POST")])
                 if tail == "/metadata":
-                    return self._send(200, app.model.metadata(app.name))
-                return self._send(200, app.model.status())
+                    return 200, app.model.metadata(app.name), ()
+                return 200, app.model.status(), ()
             if tail != ":predict":
-                raise RequestError(405, "POST is only for NAME:predict")
-            body = self._read_json(app.max_body_bytes)
-            return self._send(200, app.model.predict(body))
+                raise RequestError(405, "POST is only for NAME:predict",
+                                   headers=[("Allow", "GET, HEAD")])
+            return 200, self._predict(app), ()
         except RequestError as error:
-            return self._send(error.status, {"error": str(error)})
+            return error.status, {"error": str(error)}, error.headers
+        except (ConnectionError, TimeoutError):
+            raise  # the client went away: one line in handle_error
         except Exception as error:  # the model itself failed
             log.exception("predict failed")
-            return self._send(500, {"error": f"{type(error).__name__}: {error}"})
+            return 500, {"error": f"{type(error).__name__}: {error}"}, ()
 
-    def _read_json(self, limit):
-        if self.headers.get("Transfer-Encoding"):
+    def _predict(self, app):
+        limit = app.max_body_bytes
+        if self._unread is None or "Content-Length" not in self.headers:
             self.close_connection = True
-            raise RequestError(411, "chunked bodies are not supported; send "
-                               "Content-Length")
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self.close_connection = True
+            if self.headers.get("Transfer-Encoding"):
+                raise RequestError(411, "chunked bodies are not supported; "
+                                   "send Content-Length")
             raise RequestError(411, "a Content-Length header is required")
-        length = int(length)
+        length = self._unread
         if length > limit:
             self.close_connection = True
-            if length <= limit + _DRAIN_BYTES:
-                # Read and drop the body: closing with unread data would reset
-                # the connection before the client can read the 413.
-                remaining = length
-                while remaining > 0:
-                    chunk = self.rfile.read(min(1 << 16, remaining))
-                    if not chunk:
-                        break
-                    remaining -= len(chunk)
-            raise RequestError(413, f"request body of {length} bytes exceeds "
-                               f"the limit of {limit} bytes")
-        raw = self.rfile.read(length)
+            raise RequestError(
+                413, f"request body of {length} bytes exceeds the limit of "
+                f"{limit} bytes (--max-body-bytes): split the instances over "
+                f"at least {-(-length // limit)} requests of at most {limit} "
+                "bytes each")
+        if not app.admit(length):
+            raise RequestError(
+                503, f"server busy: {app.max_inflight_bytes} bytes of requests "
+                "are already being served (--max-inflight-bytes); retry later",
+                headers=[("Retry-After", "1")])
         try:
-            return json.loads(raw, parse_constant=_reject_constant)
-        except RequestError:
-            raise
-        except (ValueError, UnicodeDecodeError) as error:
-            raise RequestError(400, f"malformed JSON: {error}") from None
-        except RecursionError:
-            raise RequestError(400, "malformed JSON: nested too deeply") from None
+            raw = self.rfile.read(length)
+            self._unread = 0
+            if len(raw) < length:
+                self.close_connection = True
+                raise ConnectionAbortedError(
+                    f"body ended after {len(raw)} of {length} bytes")
+            try:  # peak: body bytes + text; then text + compact arrays
+                text = raw.decode("utf-8")
+                del raw
+                body = parse_request(text)
+            except RequestError:
+                raise
+            except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+                raise RequestError(400, f"malformed JSON: {error}") from None
+            except RecursionError:
+                raise RequestError(400, "malformed JSON: nested too deeply") from None
+            del text
+            return app.model.predict(body)
+        finally:
+            app.release(length)
+
+    def _body_length(self):
+        """Announced body bytes (0 if none); None if it cannot be skipped."""
+        if self.headers.get("Transfer-Encoding"):
+            return None
+        length = self.headers.get("Content-Length", "0").strip()
+        if not (length.isascii() and length.isdigit() and len(length) < 19):
+            return None
+        return int(length)
+
+    def _discard_body(self):
+        """Read and drop an unread body so the client, which sends it all
+        before reading, can read the answer; close when that is not possible."""
+        remaining, self._unread = self._unread, 0
+        if remaining is None or remaining > _DRAIN_BYTES:
+            self.close_connection = True
+            return
+        buffer = memoryview(bytearray(min(remaining, 1 << 20)))
+        deadline = time.monotonic() + _DRAIN_SECONDS
+        try:
+            while remaining > 0 and time.monotonic() < deadline:
+                got = self.rfile.readinto(buffer[:min(remaining, len(buffer))])
+                if not got:
+                    break
+                remaining -= got
+        except OSError:
+            pass
+        if remaining > 0:
+            self.close_connection = True
 
     def handle_expect_100(self):
         """Refuse an announced oversized body before the client sends it."""
@@ -381,25 +619,51 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if length.isdigit() and int(length) > self.server.app.max_body_bytes:
             self.close_connection = True
             self._send(413, {"error": f"request body of {length} bytes exceeds "
-                             f"the limit of {self.server.app.max_body_bytes} bytes"})
+                             f"the limit of {self.server.app.max_body_bytes} "
+                             "bytes (--max-body-bytes)"})
             return False
         return super().handle_expect_100()
 
-    def do_GET(self):  # noqa: N802 - stdlib name
+    def do_GET(self):  # noqa: N802 - stdlib names
         self._handle("GET")
 
-    def do_POST(self):  # noqa: N802 - stdlib name
+    def do_HEAD(self):  # noqa: N802
+        self._handle("HEAD")
+
+    def do_POST(self):  # noqa: N802
         self._handle("POST")
+
+    def do_PUT(self):  # noqa: N802
+        self._handle("PUT")
+
+    def do_DELETE(self):  # noqa: N802
+        self._handle("DELETE")
+
+    def do_PATCH(self):  # noqa: N802
+        self._handle("PATCH")
+
+    def do_OPTIONS(self):  # noqa: N802
+        self._handle("OPTIONS")
 
 
 class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 128  # accept bursts of concurrent clients
+    request_queue_size = 256  # accept bursts of concurrent clients (200+)
 
     def __init__(self, *args, **kwargs):
         self._open = set()
         self._open_lock = threading.Lock()
         super().__init__(*args, **kwargs)
+
+    def handle_error(self, request, client_address):
+        """A client that went away is one log line, not a traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.warning("client %s dropped the connection (%s: %s)",
+                        ":".join(map(str, client_address[:2])),
+                        type(error).__name__, error)
+        else:
+            super().handle_error(request, client_address)
 
     def process_request(self, request, client_address):
         with self._open_lock:
@@ -429,7 +693,8 @@ class ModelServer:
     """
 
     def __init__(self, model_dir, *, name="model", host="127.0.0.1", port=8501,
-                 max_body_bytes=DEFAULT_MAX_BODY_BYTES, max_concurrent=4):
+                 max_body_bytes=DEFAULT_MAX_BODY_BYTES, max_concurrent=4,
+                 max_inflight_bytes=None):
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ValueError(f"name must be a non-empty string of letters, "
                              f"digits, '_', '.', '-', got {name!r}")
@@ -443,13 +708,37 @@ class ModelServer:
             raise TypeError(f"max_body_bytes must be an int >= 1, got {max_body_bytes!r}")
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be an int >= 1, got {max_body_bytes}")
+        if max_inflight_bytes is None:
+            max_inflight_bytes = 4 * max_body_bytes
+        if (isinstance(max_inflight_bytes, bool)
+                or not isinstance(max_inflight_bytes, int)):
+            raise TypeError(f"max_inflight_bytes must be an int >= max_body_bytes, "
+                            f"got {max_inflight_bytes!r}")
+        if max_inflight_bytes < max_body_bytes:
+            raise ValueError(f"max_inflight_bytes must be an int >= max_body_bytes "
+                             f"({max_body_bytes}), got {max_inflight_bytes}")
         self.name = name
         self.host = host
         self.max_body_bytes = max_body_bytes
+        self.max_inflight_bytes = max_inflight_bytes
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
         self.model = ServedModel(model_dir, max_concurrent=max_concurrent)
         self._requested_port = port
         self._httpd = None
         self._thread = None
+
+    def admit(self, size):
+        """Count `size` body bytes in if they fit under `max_inflight_bytes`."""
+        with self._inflight_lock:
+            if self._inflight + size > self.max_inflight_bytes:
+                return False
+            self._inflight += size
+            return True
+
+    def release(self, size):
+        with self._inflight_lock:
+            self._inflight -= size
 
     @property
     def port(self):
@@ -516,7 +805,8 @@ class ModelServer:
 
 
 def serve(model_dir, *, name="model", host="127.0.0.1", port=8501,
-          max_body_bytes=DEFAULT_MAX_BODY_BYTES, max_concurrent=4, ready=None):
+          max_body_bytes=DEFAULT_MAX_BODY_BYTES, max_concurrent=4,
+          max_inflight_bytes=None, ready=None):
     """Serve `model_dir` until Ctrl-C or SIGTERM; return 0.
 
     `ready`, if given, is called with the running `ModelServer` (the CLI uses
@@ -526,7 +816,8 @@ def serve(model_dir, *, name="model", host="127.0.0.1", port=8501,
 
     server = ModelServer(model_dir, name=name, host=host, port=port,
                          max_body_bytes=max_body_bytes,
-                         max_concurrent=max_concurrent)
+                         max_concurrent=max_concurrent,
+                         max_inflight_bytes=max_inflight_bytes)
     stop = threading.Event()
     previous = None
     if threading.current_thread() is threading.main_thread():

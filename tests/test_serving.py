@@ -136,6 +136,11 @@ BAD_REQUESTS = [
     ("ragged", dict(body={"instances": [IMAGE, IMAGE[:5]]}), 400, "rectangular"),
     ("strings", dict(body={"instances": [[["a"] * 32] * 32]}), 400, "only numbers"),
     ("booleans", dict(body={"instances": [[[[True]] * 32] * 32]}), 400, "only numbers"),
+    ("booleans mixed", dict(body={"instances": [[[[1]] * 31 + [[True]]] * 32]}), 400,
+     "only numbers"),
+    ("booleans mixed columnar", dict(body={"inputs": {"images": [[[[0]] * 31 + [[False]]] * 32]}}),
+     400, "only numbers"),
+    ("null", dict(body={"instances": [[[[1]] * 31 + [[None]]] * 32]}), 400, "only numbers"),
     ("fractions", dict(body={"instances": [[[[0.5]] * 32] * 32]}), 400, "whole numbers"),
     ("out of range", dict(body={"instances": [[[[256]] * 32] * 32]}), 400, r"\[0, 255\]"),
     ("negative", dict(body={"instances": [[[[-1]] * 32] * 32]}), 400, r"\[0, 255\]"),
@@ -254,6 +259,8 @@ def test_resolve_version_dir(tmp_path):
     ({"name": "a/b"}, ValueError, "name must be"),
     ({"max_body_bytes": 0}, ValueError, "max_body_bytes must be an int >= 1"),
     ({"max_concurrent": 0}, ValueError, "max_concurrent must be an int >= 1"),
+    ({"max_body_bytes": 10, "max_inflight_bytes": 5}, ValueError,
+     "max_inflight_bytes must be an int >= max_body_bytes"),
 ])
 def test_model_server_rejects_bad_arguments(base_dir, kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -311,3 +318,230 @@ def test_cli_serve_subprocess(base_dir, model):
         reader.join(timeout=5)
         proc.stdout.close()
     assert rc == 0, "".join(seen)
+
+
+# ----------------------------------------------------------------- hardening
+def raw_reply(port, data, timeout=30):
+    """Raw bytes in, whole reply until the server closes -> (status, headers, body)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    lines = head.decode("iso-8859-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip()
+               for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, payload
+
+
+@pytest.mark.parametrize("data, status, match", [
+    (b"hello\r\n\r\n", 400, "Bad request"),
+    (b"GET /v1/models/x HTTP/9.9 extra\r\n\r\n", 400, "Bad request"),
+    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, "too long"),
+    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n",
+     431, "Too many headers"),
+    (b"GET / HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431, "Line too long"),
+    (b"FROB /v1/models/regnet HTTP/1.1\r\n\r\n", 501, "Unsupported method"),
+], ids=["garbage", "bad version", "414", "431 count", "431 line", "501"])
+def test_http_level_errors_are_json(server, data, status, match):
+    got, headers, payload = raw_reply(server.port, data)
+    assert got == status
+    assert headers["content-type"] == "application/json"
+    body = json.loads(payload)
+    assert set(body) == {"error"} and match in body["error"], body
+    assert call(server.port, "GET", f"/v1/models/{NAME}")[0] == 200
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_other_methods_get_json_405_and_connection_survives(server, method):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request(method, f"/v1/models/{NAME}:predict", body=b'{"instances": []}')
+        response = conn.getresponse()
+        assert response.status == 405
+        assert response.getheader("Content-Type") == "application/json"
+        assert response.getheader("Allow") == "POST"
+        assert method in json.loads(response.read())["error"]
+        conn.request("GET", f"/v1/models/{NAME}")  # same connection: body was drained
+        response = conn.getresponse()
+        assert response.status == 200 and json.loads(response.read())
+    finally:
+        conn.close()
+    status, body = call(server.port, method, "/v1/models/other")
+    assert status == 404 and "not served" in body["error"]
+
+
+def test_head_is_get_without_body(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        for path, status in ((f"/v1/models/{NAME}", 200), ("/v1/models/other", 404),
+                             (f"/v1/models/{NAME}:predict", 405)):
+            conn.request("HEAD", path)
+            response = conn.getresponse()
+            assert response.status == status
+            assert response.getheader("Content-Type") == "application/json"
+            assert int(response.getheader("Content-Length")) > 0
+            assert response.read() == b""
+    finally:
+        conn.close()
+
+
+def test_oversized_body_is_read_and_answered_413(server):
+    """Far over the limit (24x): the client still reads the 413 (no BrokenPipe)."""
+    size = 24 * LIMIT + 5
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        conn.request("POST", f"/v1/models/{NAME}:predict", body=b" " * size)
+        response = conn.getresponse()
+        assert response.status == 413
+        assert response.getheader("Content-Type") == "application/json"
+        error = json.loads(response.read())["error"]
+    finally:
+        conn.close()
+    assert f"{size} bytes exceeds the limit of {LIMIT} bytes" in error
+    assert "--max-body-bytes" in error and "at least 25 requests" in error
+    assert call(server.port, "GET", f"/v1/models/{NAME}")[0] == 200
+
+
+def test_requests_over_the_inflight_budget_get_503_at_once(base_dir):
+    """One admitted request holds the whole budget while its body trickles in;
+    the next one is refused at once with JSON and Retry-After, not queued."""
+    import socket
+
+    path = f"/v1/models/{NAME}:predict"
+    body = json.dumps({"instances": [IMAGE]}).encode()
+    big = body + b" " * (LIMIT - len(body))  # valid JSON of exactly LIMIT bytes
+    with serving.ModelServer(base_dir, name=NAME, port=0, max_body_bytes=LIMIT,
+                             max_inflight_bytes=LIMIT) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as slow:
+            slow.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                         f"{len(big)}\r\n\r\n".encode() + big[:1000])
+            deadline = time.monotonic() + 10
+            while srv._inflight == 0:  # admitted once its headers are parsed
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+            try:
+                start = time.monotonic()
+                conn.request("POST", path, body=body)
+                response = conn.getresponse()
+                assert time.monotonic() - start < 5
+                assert response.status == 503
+                assert response.getheader("Retry-After") == "1"
+                assert response.getheader("Content-Type") == "application/json"
+                assert "--max-inflight-bytes" in json.loads(response.read())["error"]
+                slow.sendall(big[1000:])
+                reply = b""
+                while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+                    reply += slow.recv(65536)
+                assert reply.startswith(b"HTTP/1.1 200")
+                conn.request("POST", path, body=body)  # budget released
+                response = conn.getresponse()
+                assert response.status == 200 and json.loads(response.read())
+            finally:
+                conn.close()
+        assert srv._inflight == 0
+
+
+def test_body_is_parsed_in_bounded_memory():
+    """parse_request holds one instance as Python objects at a time: its peak
+    is a fraction of the text; json.loads' is several times the text."""
+    import tracemalloc
+
+    text = json.dumps({"instances": images(100, seed=3).tolist(),
+                       "signature_name": "serving_default"})
+    tracemalloc.start()
+    try:
+        body = serving.parse_request(text)
+        parsed_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        json.loads(text)
+        loads_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert parsed_peak < 0.5 * len(text) < loads_peak / 8, (parsed_peak, loads_peak, len(text))
+    assert body["signature_name"] == "serving_default"
+    stacked = np.asarray(body["instances"])
+    assert stacked.dtype == np.uint8 and stacked.shape == (100, 32, 32, 1)
+    np.testing.assert_array_equal(stacked, images(100, seed=3))
+    with pytest.raises(json.JSONDecodeError):
+        serving.parse_request('{"instances": [[1], [2]] x')
+
+
+def test_big_batch_runs_in_chunks(server, model):
+    x = images(7, seed=11)
+    server.model.run_batch = 3
+    try:
+        status, body = call(server.port, "POST", f"/v1/models/{NAME}:predict",
+                            {"inputs": x.tolist()})
+    finally:
+        server.model.run_batch = serving.RUN_BATCH
+    assert status == 200, body
+    np.testing.assert_allclose(body["outputs"]["probabilities"], expected(model, x),
+                               atol=1e-5)
+
+
+def test_python_api_refuses_booleans(server):
+    with pytest.raises(serving.RequestError, match="only numbers"):
+        server.model.predict({"instances": [[[[1]] * 31 + [[True]]] * 32]})
+
+
+def test_dropped_clients_are_one_log_line_each(server, caplog, capsys):
+    import logging
+    import socket
+    import struct
+
+    path = f"/v1/models/{NAME}:predict"
+    body = json.dumps({"instances": [IMAGE]}).encode()
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+    caplog.set_level(logging.WARNING, logger="keras_regnet.serving")
+    for partial in (True, True, False, False):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        # mid-body, or right after the request before the answer
+        sock.sendall(head.encode() + (body[:100] if partial else body))
+        time.sleep(0.2 if partial else 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # RST: the client is killed
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        dropped = [r for r in caplog.records if "dropped the connection" in r.getMessage()]
+        if len(dropped) >= 4:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # anything late would show up now
+    err = capsys.readouterr().err
+    dropped = [r for r in caplog.records if "dropped the connection" in r.getMessage()]
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert len(dropped) == 4, [r.getMessage() for r in caplog.records]
+    assert all("\n" not in r.getMessage() and r.exc_info is None for r in dropped)
+    assert call(server.port, "GET", f"/v1/models/{NAME}")[0] == 200
+
+
+def test_version_numbers_and_other_verbs(server):
+    status, body = call(server.port, "GET", f"/v1/models/{NAME}/versions/01")
+    assert status == 200 and body["model_version_status"][0]["version"] == "1"
+    status, body = call(server.port, "POST", f"/v1/models/{NAME}/versions/001:predict",
+                        {"instances": [IMAGE]})
+    assert status == 200 and len(body["predictions"]) == 1
+    for verb in ("classify", "regress"):
+        status, body = call(server.port, "POST", f"/v1/models/{NAME}:{verb}",
+                            {"examples": [{"x": 1}]})
+        assert status == 400 and ":predict only" in body["error"], body
+        assert f":{verb}" in body["error"]
+    status, body = call(server.port, "GET", f"/v1/models/{NAME}/versions/10")
+    assert status == 404 and "no version '10'" in body["error"]
+
+
+def test_cli_refuses_bad_flags_in_one_line(base_dir, capsys):
+    from apps import cli
+
+    for flags, match in ((["--max-body-bytes", "0"], "--max-body-bytes must be >= 1"),
+                         (["--max-concurrent", "0"], "--max-concurrent must be >= 1"),
+                         (["--max-body-bytes", "100", "--max-inflight-bytes", "10"],
+                          "--max-inflight-bytes must be >= --max-body-bytes")):
+        assert cli.main(["serve", "--model-dir", str(base_dir), "--port", "0", *flags]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and match in err, err
