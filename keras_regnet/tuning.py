@@ -27,6 +27,24 @@ from keras_regnet import design_spaces
 from keras_regnet import records as records_lib
 from keras_regnet.specs import AnyNetSpec, StageSpec
 
+def _atomic_save_json(path, obj):
+    """KerasTuner's `utils.save_json`, written to a temporary file and renamed.
+
+    KerasTuner rewrites `oracle.json` and each `trial.json` in place; a kill
+    in the middle left a file that no rerun could reload. Local paths only
+    (remote ones, e.g. gs://, keep KerasTuner's own writer).
+    """
+    if "://" in str(path):
+        return _keras_tuner_save_json(path, obj)
+    text = json.dumps(obj)
+    records_lib.write_text(str(path), text)
+    return text
+
+
+# A private KerasTuner function, patched once; verified with keras-tuner 1.4.8 (pinned in setup.cfg).
+_keras_tuner_save_json = keras_tuner.src.utils.save_json
+keras_tuner.src.utils.save_json = _atomic_save_json
+
 COMPLEXITY_KEYS = ("flops", "params", "acts")
 TUNERS = ("random", "hyperband", "bayesian")
 CHECKPOINT = "checkpoint.weights.h5"  # KerasTuner's name for a trial's best weights (Keras 3)

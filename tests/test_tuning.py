@@ -214,3 +214,16 @@ def test_distributed_search_chief_and_two_workers(tmp_path):
     rows = csv_rows(out / "trials.csv")
     assert sorted(r["trial_id"] for r in rows) == sorted(ran["w1"] + ran["w2"])
     assert all(r["status"] == "COMPLETED" for r in rows)
+
+
+def test_keras_tuner_state_files_are_replaced_atomically(tmp_path, monkeypatch):
+    """oracle.json / trial.json: a write killed half-way leaves the previous file, so a rerun reloads."""
+    from keras_tuner.src import utils
+
+    assert utils.save_json is tuning._atomic_save_json
+    path = tmp_path / "oracle.json"
+    utils.save_json(str(path), {"trials": 1})
+    monkeypatch.setattr(tuning.records_lib.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        utils.save_json(str(path), {"trials": 2})
+    assert utils.load_json(str(path)) == {"trials": 1}
