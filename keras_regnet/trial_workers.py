@@ -19,7 +19,6 @@ ended.
 """
 
 import dataclasses
-import multiprocessing
 import multiprocessing.connection
 import os
 import socket
