@@ -6,36 +6,32 @@ means a reader sees the old file or the new one, never half of one.
 """
 
 import csv
+import io
 import json
 import math
 import os
 
 
-def write_json(path, data):
-    """Write `data` as indented JSON to `path`, atomically."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def write_text(path, text):
-    """Write `text` to `path` (UTF-8), atomically."""
+    """Write `text` to `path` (UTF-8), atomically: a temporary file, then a rename."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
 
 
+def write_json(path, data):
+    """Write `data` as indented JSON to `path`, atomically."""
+    write_text(path, json.dumps(data, indent=2) + "\n")
+
+
 def write_csv(path, fields, rows):
     """Write dict `rows` with columns `fields` to `path`, atomically (None -> empty cell)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, text.getvalue())
 
 
 def val_error(record):

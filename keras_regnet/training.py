@@ -3,7 +3,7 @@
 `train(TrainConfig(...))` is the whole job behind ``keras-regnet train``:
 
     data.load -> check the output folder -> strategy.scope(): build + compile
-    -> fit (progress bar, TensorBoard, CSV log, best checkpoint, BackupAndRestore)
+    -> fit (progress bar, TensorBoard, CSV log, best checkpoint, per-epoch backup)
     -> evaluate on test -> OUT/model.keras + OUT/summary.json
 
 The defaults train RegNetX32 on the embedded ``digits`` data to >= 95% test
@@ -510,11 +510,8 @@ def _backup_callback(backup_dir, *, before, throughput, start):
 
     class EpochBackup(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            os.makedirs(backup_dir, exist_ok=True)
             name = f"epoch-{epoch + 1}.weights.h5"
-            tmp = os.path.join(backup_dir, f"tmp-{os.getpid()}.weights.h5")
-            self.model.save_weights(tmp)
-            os.replace(tmp, os.path.join(backup_dir, name))
+            save_model_atomically(self.model, os.path.join(backup_dir, name))
             records_lib.write_json(os.path.join(backup_dir, BACKUP_STATE), {
                 "epoch": epoch + 1, "weights": name,
                 "wall_time_s": before["wall_time_s"] + time.perf_counter() - start,
@@ -605,9 +602,12 @@ def _throughput_callback():
 
 
 def save_model_atomically(model, path):
-    """`model.save(path)` through a temporary file: a kill leaves the old file or the new one."""
-    tmp = os.path.join(os.path.dirname(path) or ".", f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    model.save(tmp)
+    """`model.save(path)` (or `save_weights` for a ``.weights.h5`` path) through a temporary file
+    in the same folder: a kill leaves the old file or the new one."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    (model.save_weights if path.endswith(".weights.h5") else model.save)(tmp)
     os.replace(tmp, path)
 
 

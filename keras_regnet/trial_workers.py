@@ -173,7 +173,7 @@ def _run_trial(task, ds, setup):
         if task.get("save_path") and keeper.best_weights is not None and (
                 threshold is None or keeper.best >= threshold):
             model.set_weights(keeper.best_weights)
-            _save_weights(model, task["save_path"])
+            training.save_model_atomically(model, task["save_path"])
         status, message = "COMPLETED", None
         if not history or not np.isfinite(history.get("val_accuracy", [np.nan])[-1]):
             status, message = "FAILED", "no finite val_accuracy (the loss diverged)"
@@ -186,14 +186,6 @@ def _run_trial(task, ds, setup):
         keras.backend.clear_session()
     return {"status": status, "message": message, "history": history,
             "seconds": time.perf_counter() - start}
-
-
-def _save_weights(model, path):
-    """Weights to `path` atomically (a kill leaves the old file or the new one)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path[:-len('.weights.h5')]}.{os.getpid()}.tmp.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, path)
 
 
 def _best_weights_callback(start):

@@ -13,6 +13,17 @@ def csv_rows(path):
         return list(csv.DictReader(f))
 
 
+def wait_for(predicate, timeout, what):
+    """`predicate()`'s first truthy value, polled every 0.2 s; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def run_chief_and_workers(command, workers, log_dir, timeout):
     """Runs `command --distributed chief` and one `--distributed worker` per name; all must exit 0.
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import ROOT, csv_rows
+from helpers import ROOT, csv_rows, wait_for
 from keras_regnet import trial_workers
 
 FLAGS = ["--dataset", "digits", "--image-size", "32", "--batch-size", "64", "--flops", "0.3M:3M",
@@ -47,16 +47,6 @@ def _trial_workers(pid):
     return found
 
 
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_workers_argument_is_checked():
     assert trial_workers.default_workers() >= 1
     for bad in (0, -1, 2.0, True, "2", 10_000):
@@ -89,8 +79,8 @@ def test_a_killed_worker_costs_only_its_trial(tmp_path):
         stderr=subprocess.STDOUT, text=True)
     try:
         # Kill a worker while a trial is running (the oracle has written a RUNNING trial).
-        _wait_for(lambda: list((out / "tuner").glob("trial_*/trial.json")), 300, "a running trial")
-        victims = _wait_for(lambda: _trial_workers(proc.pid), 60, "the worker processes")
+        wait_for(lambda: list((out / "tuner").glob("trial_*/trial.json")), 300, "a running trial")
+        victims = wait_for(lambda: _trial_workers(proc.pid), 60, "the worker processes")
         time.sleep(3)
         os.kill(max(victims), signal.SIGKILL)
         output, _ = proc.communicate(timeout=600)
@@ -127,7 +117,7 @@ def test_a_killed_study_resumes_without_losing_or_rerunning_trials(tmp_path):
     first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
     try:
-        _wait_for(lambda: len(completed()) >= 2, 600, "two completed trials")
+        wait_for(lambda: len(completed()) >= 2, 600, "two completed trials")
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(30)

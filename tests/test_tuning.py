@@ -2,14 +2,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import keras_tuner
 import numpy as np
 import pytest
 
-from helpers import csv_rows, run_chief_and_workers
+from helpers import csv_rows, run_chief_and_workers, wait_for
 from keras_regnet import design_spaces, tuning
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,15 +159,6 @@ def test_bad_search_input_is_one_clear_line(tmp_path):
         assert "Traceback" not in result.stderr and message in result.stderr
 
 
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path):
     out = tmp_path / "resume"
     args = [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_A", "--max-trials", "3",
@@ -178,7 +168,7 @@ def test_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path):
         def one_done():
             path = out / "trials.csv"
             return path.exists() and any(r["status"] == "COMPLETED" for r in csv_rows(path))
-        _wait_for(one_done, 300, "a completed trial")
+        wait_for(one_done, 300, "a completed trial")
         first.send_signal(signal.SIGKILL)
     finally:
         first.kill()
