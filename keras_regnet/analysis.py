@@ -25,7 +25,6 @@ is safe to use from notebooks, servers and tests alike.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from keras_regnet.validation import check_int, check_number, is_int, is_number
 
 __all__ = [
     "EDFCurve",
@@ -171,29 +172,12 @@ def _check_same_length(a, b, name_a: str, name_b: str) -> None:
         )
 
 
-def _check_int(x, name: str, minimum: int) -> int:
-    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
-        raise TypeError(f"`{name}` must be an integer >= {minimum}, got {x!r}.")
-    if x < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {x}.")
-    return int(x)
-
-
-def _check_real(x, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
-        raise TypeError(f"`{name}` must be a real number, got {x!r}.")
-    x = float(x)
-    if not math.isfinite(x):
-        raise ValueError(f"`{name}` must be finite, got {x}.")
-    return x
-
-
 def _check_range(r, name: str, *, positive: bool = False) -> tuple[float, float]:
     try:
         lo, hi = r
     except (TypeError, ValueError):
         raise TypeError(f"`{name}` must be a (low, high) pair, got {r!r}.") from None
-    lo, hi = _check_real(lo, f"{name}[0]"), _check_real(hi, f"{name}[1]")
+    lo, hi = check_number(f"`{name}[0]`", lo), check_number(f"`{name}[1]`", hi)
     if lo > hi:
         raise ValueError(f"`{name}` must satisfy low <= high, got {r!r}.")
     if positive and lo <= 0:
@@ -206,10 +190,9 @@ def _check_range(r, name: str, *, positive: bool = False) -> tuple[float, float]
 # ----------------------------------------------------------------------------
 
 
-def _is_number(x) -> bool:
-    if isinstance(x, bool):
-        return False
-    return isinstance(x, numbers.Real) or (isinstance(x, np.ndarray) and x.ndim == 0)
+def _is_scalar(x) -> bool:
+    """A real number or a 0-d array (a point of an EDF, not a sequence of points)."""
+    return is_number(x) or (isinstance(x, np.ndarray) and x.ndim == 0)
 
 
 def _weighted_edf(errors: np.ndarray, weights: np.ndarray, at):
@@ -219,7 +202,7 @@ def _weighted_edf(errors: np.ndarray, weights: np.ndarray, at):
     cum = np.cumsum(weights[order])
     total = cum[-1]
     if at is not None:
-        scalar = _is_number(at)
+        scalar = _is_scalar(at)
         points = _as_1d_float(np.atleast_1d(at) if scalar else at, "at", allow_empty=True)
         # k = number of errors strictly below each point (bisect_left).
         k = np.searchsorted(sorted_errors, points, side="left")
@@ -310,7 +293,7 @@ def complexity_weights(complexity, bins=10, *, log_bins=True, complexity_range=N
         Float array of weights, same length as ``complexity``, summing to 1.
     """
     complexity = _as_complexity(complexity)
-    bins = _check_int(bins, "bins", 1)
+    bins = check_int("`bins`", bins, 1)
     idx = _bin_indices(complexity, bins, bool(log_bins), complexity_range)
     counts = np.bincount(idx, minlength=bins)
     n_nonempty = int(np.count_nonzero(counts))
@@ -395,13 +378,11 @@ def good_range(values, errors, *, fraction=0.25, n_boot=10000, seed=0):
     values = _as_1d_float(values, "values")
     errors = _as_errors(errors)
     _check_same_length(values, errors, "values", "errors")
-    fraction = _check_real(fraction, "fraction")
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"`fraction` must be in (0, 1], got {fraction}.")
-    n_boot = _check_int(n_boot, "n_boot", 1)
+    fraction = check_number("`fraction`", fraction, 0, 1, min_open=True)
+    n_boot = check_int("`n_boot`", n_boot, 1)
     if isinstance(seed, np.random.Generator):
         rng = seed
-    elif seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
+    elif seed is None or is_int(seed):
         rng = np.random.default_rng(seed)
     else:
         raise TypeError(f"`seed` must be an int, None or a numpy Generator, got {seed!r}.")
@@ -446,11 +427,11 @@ def quantized_widths(w_0, w_a, w_m, depth, q=8):
     Returns:
         List of ``depth`` Python ints (non-decreasing).
     """
-    w_0 = _check_real(w_0, "w_0")
-    w_a = _check_real(w_a, "w_a")
-    w_m = _check_real(w_m, "w_m")
-    depth = _check_int(depth, "depth", 1)
-    q = _check_int(q, "q", 1)
+    w_0 = check_number("`w_0`", w_0)
+    w_a = check_number("`w_a`", w_a)
+    w_m = check_number("`w_m`", w_m)
+    depth = check_int("`depth`", depth, 1)
+    q = check_int("`q`", q, 1)
     if w_0 <= 0:
         raise ValueError(f"`w_0` must be > 0, got {w_0}.")
     if w_a < 0:
@@ -548,7 +529,7 @@ def fit_regnet(
         :class:`RegNetFit` ``(w_0, w_a, w_m, fit_error)`` of Python floats.
     """
     ws = _validate_widths(widths_per_block)
-    q = _check_int(q, "q", 1)
+    q = check_int("`q`", q, 1)
     w0_lo, w0_hi = _check_range(w_0_range, "w_0_range", positive=True)
     wa_lo, wa_hi = _check_range(w_a_range, "w_a_range")
     wm_lo, wm_hi = _check_range(w_m_range, "w_m_range")
@@ -870,7 +851,7 @@ def plot_width_staircase(
     models = list(widths_per_block_list)
     if not models:
         raise ValueError("`widths_per_block_list` must not be empty.")
-    if all(_is_number(m) for m in models):
+    if all(_is_scalar(m) for m in models):
         models = [models]
     models = [_validate_widths(m, f"widths_per_block_list[{i}]") for i, m in enumerate(models)]
     if labels is None:

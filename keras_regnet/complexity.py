@@ -10,6 +10,7 @@ size of a conv is (h - 1) // s + 1. Counting needs no TensorFlow.
 import dataclasses
 
 from keras_regnet.specs import AnyNetSpec
+from keras_regnet.validation import check_input_shape, check_int
 
 
 # The largest network the builders accept (per image): 30x RegNetY-32GF's params, ~30x its
@@ -138,16 +139,12 @@ _BLOCKS = {
 }
 
 
-def _check_shape(input_shape):
-    if type(input_shape) is tuple and len(input_shape) == 3 and all(type(v) is int and v > 0 for v in input_shape):
-        return
+def _check_shape(input_shape, min_side):
     if isinstance(input_shape, (tuple, list)) and len(input_shape) == 3 and None in input_shape[:2]:
         raise ValueError(f"input_shape {tuple(input_shape)!r}: flops and activations depend on the height and "
                          "width, so complexity.count needs them (a model may leave them None; its params are "
                          "count(spec, (H, W, C)).params for any H and W at least spec.min_input_size)")
-    if (not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_shape)):
-        raise ValueError(f"input_shape must be (height, width, channels) of positive ints, got {input_shape!r}")
+    return check_input_shape("input_shape", input_shape, min_side=min_side)
 
 
 def count(spec, input_shape=(224, 224, 3), classes=1000):
@@ -158,13 +155,9 @@ def count(spec, input_shape=(224, 224, 3), classes=1000):
     """
     if not isinstance(spec, AnyNetSpec):
         raise TypeError(f"spec must be an AnyNetSpec, got {type(spec).__name__}")
-    _check_shape(input_shape)
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 0:
-        raise ValueError(f"classes must be an int >= 0, got {classes!r}")
-    h, w, channels = input_shape
-    if min(h, w) < spec.min_input_size:
-        raise ValueError(f"input_shape {tuple(input_shape)!r} is too small: height and width must be >= "
-                         f"{spec.min_input_size} (the network downsamples by {spec.min_input_size})")
+    h, w, channels = _check_shape(input_shape, spec.min_input_size)
+    if type(classes) is not int or classes < 0:  # the plain int skips the check's message formatting
+        classes = check_int("classes", classes, 0)
     if spec.block in ("x", "y", "resnet_bottleneck"):
         return _count_bottleneck(spec, h, w, channels, classes)
     cx = _Counter(h, w)

@@ -31,6 +31,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_regnet.validation import check_bool, check_int, is_int, is_number
+
 DATASETS = ("digits", "fashion_mnist", "mnist", "cifar10", "folder")
 
 # Per-dataset defaults: image side after resizing, and whether a horizontal
@@ -108,15 +110,14 @@ def load(name="digits", *, image_size=None, batch_size=128, data_dir=None, augme
         raise ValueError(f"`name` must be a dataset name or a folder path; received {name!r}.")
     name = os.fspath(name)
     size = _check_image_size(image_size)
-    _check_int("batch_size", batch_size, 1)
-    _check_int("seed", seed, 0)
+    check_int("`batch_size`", batch_size, 1)
+    check_int("`seed`", seed, 0)
     _check_fraction("validation_fraction", validation_fraction)
     if test_fraction is not None:
         _check_fraction("test_fraction", test_fraction)
     if channels not in (None, 1, 3):
         raise ValueError(f"`channels` must be None, 1 or 3; received {channels!r}.")
-    if not isinstance(augment, bool):
-        raise ValueError(f"`augment` must be True or False; received {augment!r}.")
+    check_bool("`augment`", augment)
 
     if name == "folder" or _looks_like_path(name):
         if name == "folder":
@@ -152,13 +153,8 @@ def load(name="digits", *, image_size=None, batch_size=128, data_dir=None, augme
 
 # --------------------------------------------------------------------------- checks
 
-def _check_int(arg, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{arg}` must be an integer >= {minimum}; received {value!r}.")
-
-
 def _check_fraction(arg, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 0.5:
+    if not is_number(value) or not 0 < value < 0.5:
         raise ValueError(f"`{arg}` must be a number in the open range (0, 0.5); "
                          f"received {value!r}.")
 
@@ -168,8 +164,7 @@ def _check_image_size(image_size):
     if image_size is None:
         return None
     sides = tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size, image_size)
-    ok = len(sides) == 2 and all(
-        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 8 for s in sides)
+    ok = len(sides) == 2 and all(is_int(s) and s >= 8 for s in sides)
     if not ok:
         raise ValueError("`image_size` must be None, an integer >= 8 or a (height, width) pair of "
                          f"integers >= 8; received {image_size!r}.")

@@ -75,11 +75,11 @@ import decimal
 import functools
 import itertools
 import math
-import numbers
 
 import numpy as np
 
 from keras_regnet import complexity
+from keras_regnet.validation import check_input_shape, check_int, check_number, is_int, is_number
 from keras_regnet.specs import AnyNetSpec, StageSpec, make_compatible, regnet_spec
 
 __all__ = [
@@ -105,22 +105,13 @@ _TABLE_LIMIT = 100_000  # largest grid of float values kept as a lookup table
 # ----------------------------------------------------------------------------
 
 
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _is_int(value):
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, numbers.Integral):
-        return True
-    return isinstance(value, float) and value.is_integer()
-
-
 def _check_int(space, name, value, minimum):
-    if not _is_int(value) or value < minimum:
-        raise ValueError(f"{space}: {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+    return check_int(f"{space}: {name}", value, minimum, integral_floats=True)
+
+
+def _is_finite(value, integer):
+    """A finite number; with `integer`, an integral one (3.0 counts)."""
+    return is_number(value) and math.isfinite(value) and (not integer or is_int(value, integral_floats=True))
 
 
 def _multiple_of(value, q):
@@ -133,7 +124,7 @@ def _check_range(space, name, value, *, integer, minimum, step=None, strict_mini
         raise ValueError(f"{space}: {name} must be a (low, high) pair, got {value!r}")
     lo, hi = value
     for v in (lo, hi):
-        if not _is_number(v) or not math.isfinite(v) or (integer and not _is_int(v)):
+        if not _is_finite(v, integer):
             kind = "ints" if integer else "finite numbers"
             raise ValueError(f"{space}: {name} must be a (low, high) pair of {kind}, got {value!r}")
     lo, hi = (int(lo), int(hi)) if integer else (float(lo), float(hi))
@@ -154,7 +145,7 @@ def _check_choices(space, name, value, *, integer):
     if not values:
         raise ValueError(f"{space}: {name} must not be empty")
     for v in values:
-        if not _is_number(v) or not math.isfinite(v) or v <= 0 or (integer and not _is_int(v)):
+        if not _is_finite(v, integer) or v <= 0:
             kind = "positive ints" if integer else "positive numbers"
             raise ValueError(f"{space}: {name} must hold {kind}, got {v!r}")
     values = [int(v) for v in values] if integer else [float(v) for v in values]
@@ -171,22 +162,15 @@ def _check_window(space, name, value):
         raise ValueError(f"{space}: {name} window must be (low, high) or None, got {value!r}")
     lo, hi = value
     hi = math.inf if hi is None else hi
-    if not _is_number(lo) or not _is_number(hi) or math.isnan(lo) or math.isnan(hi) or not math.isfinite(lo):
+    if not is_number(lo) or not is_number(hi) or math.isnan(lo) or math.isnan(hi) or not math.isfinite(lo):
         raise ValueError(f"{space}: {name} window must be two numbers (high may be None), got {value!r}")
     if lo < 0:
         raise ValueError(f"{space}: {name} window low must be >= 0, got {lo}")
     if lo >= hi:
         raise ValueError(f"{space}: {name} window ({lo}, {hi}) is empty: low must be < high")
-    lo = int(lo) if _is_int(lo) else float(lo)
-    hi = hi if math.isinf(hi) else (int(hi) if _is_int(hi) else float(hi))
+    lo = int(lo) if is_int(lo, integral_floats=True) else float(lo)
+    hi = hi if math.isinf(hi) else (int(hi) if is_int(hi, integral_floats=True) else float(hi))
     return lo, hi
-
-
-def _check_input_shape(space, value):
-    if (isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 3
-            or not all(_is_int(v) and v > 0 for v in value)):
-        raise ValueError(f"{space}: input_shape must be (height, width, channels) of positive ints, got {value!r}")
-    return tuple(int(v) for v in value)
 
 
 def _check_rng(rng):
@@ -280,8 +264,7 @@ def _nominal_groups(width, group_width, bottleneck_ratio, choices):
 
 def _nearest_choice(value, choices):
     """The choice nearest to `value` on a log scale (ties -> the smaller)."""
-    if not _is_number(value) or not math.isfinite(value):
-        raise ValueError(f"expected a finite number, got {value!r}")
+    value = check_number("value", value)
     if value <= 0:
         return choices[0]
     return min(choices, key=lambda c: (abs(math.log(c) - math.log(value)), c))
@@ -324,7 +307,7 @@ class DesignSpace:
         self.flops = _check_window(n, "flops", flops)
         self.params = _check_window(n, "params", params)
         self.acts = _check_window(n, "acts", acts)
-        self.input_shape = _check_input_shape(n, input_shape)
+        self.input_shape = check_input_shape(f"{n}: input_shape", input_shape, integral_floats=True)
         self.classes = _check_int(n, "classes", classes, 0)
         self.max_tries = _check_int(n, "max_tries", max_tries, 1)
         self._windows = tuple(
@@ -398,9 +381,8 @@ class DesignSpace:
         `sample` (and gives other, equally distributed, samples).
         """
         _check_rng(rng)
-        if not _is_int(n) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
-        out = list(itertools.islice(self._stream(rng), int(n)))
+        n = check_int("n", n, 0, integral_floats=True)
+        out = list(itertools.islice(self._stream(rng), n))
         return out if with_params else [spec for spec, _ in out]
 
     def _stream(self, rng):
@@ -691,10 +673,7 @@ class _AnyNetX(DesignSpace):
                 raise ValueError(
                     f"{self.name}: project() needs {key!r}; expected keys like {list(self.search_space())}"
                 )
-            value = values[key]
-            if not _is_number(value) or not math.isfinite(value):
-                raise ValueError(f"{self.name}: project() value {key!r} must be a finite number, got {value!r}")
-            return float(value)
+            return check_number(f"{self.name}: project() value {key!r}", values[key])
 
         depths = [self._depth_grid.value(self._depth_grid.nearest(need(f"depth_{i}"))) for i in stage]
         widths = [self._width_grid.value(self._width_grid.nearest(need(f"width_{i}"))) for i in stage]
@@ -949,10 +928,7 @@ class RegNet(DesignSpace):
         for key in self.search_space():
             if key not in values:
                 raise ValueError(f"{self.name}: project() needs {key!r}; expected keys {list(self.search_space())}")
-            value = values[key]
-            if not _is_number(value) or not math.isfinite(value):
-                raise ValueError(f"{self.name}: project() value {key!r} must be a finite number, got {value!r}")
-            got[key] = float(value)
+            got[key] = check_number(f"{self.name}: project() value {key!r}", values[key])
         depth = min(max(int(math.floor(got["depth"] + 0.5)), self.depth[0]), self.depth[1])
         w_0 = self._w0_grid.value(self._w0_grid.nearest(got["w_0"]))
         w_a = self._wa_grid.value(self._wa_grid.nearest(got["w_a"]))

@@ -12,6 +12,7 @@ from keras import layers
 from keras_regnet import blocks, complexity, zoo
 from keras_regnet import weights as weights_lib
 from keras_regnet.specs import AnyNetSpec
+from keras_regnet.validation import check_bool, check_choice, check_input_shape, check_int
 
 BASE_DOCSTRING = """Instantiates the {name} architecture{extra}.
 
@@ -47,24 +48,6 @@ BASE_DOCSTRING = """Instantiates the {name} architecture{extra}.
 """
 
 
-def _check_input_shape(input_shape, min_size, weights):
-    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
-    height, width, channels = input_shape
-    if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
-        raise ValueError(f"input_shape channels must be an int >= 1, got {channels!r}")
-    for side in (height, width):
-        if side is None:
-            continue
-        if not isinstance(side, int) or isinstance(side, bool) or side < min_size:
-            raise ValueError(
-                f"input_shape height and width must be None or ints >= {min_size} "
-                f"(the model downsamples by {min_size}), got {input_shape!r}")
-    if weights == "imagenet" and channels != 3:
-        raise ValueError(f"weights='imagenet' needs 3 input channels, got input_shape {input_shape!r}")
-    return tuple(input_shape)
-
-
 def _resolve_input_shape(input_shape, input_tensor, default_shape, include_top):
     if input_shape is not None:
         return tuple(input_shape)
@@ -76,16 +59,13 @@ def _resolve_input_shape(input_shape, input_tensor, default_shape, include_top):
 
 
 def _check_arguments(include_top, weights, pooling, classes, classifier_activation, zoo_name):
-    if not isinstance(include_top, bool):
-        raise TypeError(f"include_top must be True or False, got {include_top!r}")
+    check_bool("include_top", include_top)
     if weights == "imagenet" and zoo_name not in zoo.TF_KERAS_MODELS:
         raise ValueError(f"weights='imagenet' is only available for {', '.join(zoo.TF_KERAS_MODELS)}")
     if weights is not None and weights != "imagenet" and not isinstance(weights, str) and not hasattr(weights, "__fspath__"):
         raise TypeError(f"weights must be None, 'imagenet' or a file path, got {weights!r}")
-    if pooling not in (None, "avg", "max"):
-        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        raise ValueError(f"classes must be an int >= 1, got {classes!r}")
+    check_choice("pooling", pooling, (None, "avg", "max"))
+    check_int("classes", classes, 1)
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError(f"weights='imagenet' with include_top=True needs classes=1000, got {classes}")
     if classifier_activation is not None:
@@ -113,7 +93,9 @@ def _build(spec, *, zoo_name, default_shape, include_top, weights, input_tensor,
             "keras.config.set_image_data_format('channels_last') before building (TensorFlow on CPU "
             "runs channels_last convolutions only)")
     shape = _resolve_input_shape(input_shape, input_tensor, default_shape, include_top)
-    shape = _check_input_shape(shape, spec.min_input_size, weights)
+    shape = check_input_shape("input_shape", shape, allow_none=True, min_side=spec.min_input_size)
+    if weights == "imagenet" and shape[2] != 3:
+        raise ValueError(f"weights='imagenet' needs 3 input channels, got input_shape {shape!r}")
     complexity.check_buildable(spec, shape, classes if include_top else 0)
 
     if input_tensor is None:

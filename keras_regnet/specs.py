@@ -17,9 +17,10 @@ import dataclasses
 import functools
 import itertools
 import json
-import math
 
 import numpy as np
+
+from keras_regnet.validation import check_choice, check_int, check_number
 
 BLOCKS = ("x", "y", "resnet_bottleneck", "vgg", "inception")
 # Bounds far beyond any network in the papers (RegNetY-32GF: widths <= 3,712, 20 blocks a
@@ -30,26 +31,12 @@ MAX_STAGES = 64
 GROUPED_BLOCKS = ("x", "y", "resnet_bottleneck")
 
 
-def _check_int(name, value, low, high=None):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-
-
 def _check_stride(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be the int 1 or 2, got {value!r}")
-    if value not in (1, 2):
-        raise ValueError(f"{name} must be 1 or 2, got {value!r}")
+    check_int(name, value, 1, 2)
 
 
-def _check_number(name, value, *, positive=True):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+def _check_positive(name, value):
+    check_number(name, value, 0, min_open=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,19 +51,17 @@ class StageSpec:
     se_ratio: float | None = None
 
     def __post_init__(self):
-        _check_int("depth", self.depth, 1, MAX_DEPTH)
-        _check_int("width", self.width, 1, MAX_WIDTH)
-        _check_int("group_width", self.group_width, 1, MAX_WIDTH)
-        _check_number("bottleneck_ratio", self.bottleneck_ratio)
+        check_int("depth", self.depth, 1, MAX_DEPTH)
+        check_int("width", self.width, 1, MAX_WIDTH)
+        check_int("group_width", self.group_width, 1, MAX_WIDTH)
+        _check_positive("bottleneck_ratio", self.bottleneck_ratio)
         _check_stride("stride", self.stride)
         if self.width / self.bottleneck_ratio > MAX_WIDTH:
             raise ValueError(f"bottleneck_ratio {self.bottleneck_ratio:g} makes the bottleneck width "
                              f"width / bottleneck_ratio = {self.width / self.bottleneck_ratio:g}, above "
                              f"{MAX_WIDTH}: bottleneck_ratio must be >= width / {MAX_WIDTH}")
         if self.se_ratio is not None:
-            _check_number("se_ratio", self.se_ratio)
-            if self.se_ratio > 1:
-                raise ValueError(f"se_ratio must be in (0, 1], got {self.se_ratio}")
+            check_number("se_ratio", self.se_ratio, 0, 1, min_open=True)
         # Normalize numeric types so equal specs compare and hash equal.
         object.__setattr__(self, "depth", int(self.depth))
         object.__setattr__(self, "width", int(self.width))
@@ -126,9 +111,8 @@ class AnyNetSpec:
     stem_stride: int = 2
 
     def __post_init__(self):
-        _check_int("stem_width", self.stem_width, 1, MAX_WIDTH)
-        if not isinstance(self.block, str) or self.block not in BLOCKS:
-            raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
+        check_int("stem_width", self.stem_width, 1, MAX_WIDTH)
+        check_choice("block", self.block, BLOCKS)
         _check_stride("stem_stride", self.stem_stride)
         if isinstance(self.stages, (StageSpec, str, bytes)) or not hasattr(self.stages, "__iter__"):
             raise TypeError("stages must be a sequence of StageSpec (or of tuples/dicts)")
@@ -243,9 +227,9 @@ def make_compatible(width, group_width, bottleneck_ratio=1.0):
     width to a multiple of the group width and recomputes the stage width.
     Returns ``(width, group_width)``.
     """
-    _check_int("width", width, 1)
-    _check_int("group_width", group_width, 1)
-    _check_number("bottleneck_ratio", bottleneck_ratio)
+    check_int("width", width, 1)
+    check_int("group_width", group_width, 1)
+    _check_positive("bottleneck_ratio", bottleneck_ratio)
     bot_mul = 1.0 / bottleneck_ratio
     inner = int(max(1, width * bot_mul))
     group_width = int(min(group_width, inner))
@@ -274,20 +258,16 @@ def regnet_spec(w_0, w_a, w_m, depth, group_width, bottleneck_ratio=1.0, se_rati
     w_j = q*round(w_0*w_m**s_j/q); the distinct w_j become stages with their
     counts as depths; then the width/group compatibility step.
     """
-    _check_number("w_0", w_0)
-    _check_number("w_a", w_a, positive=False)
-    if w_a < 0:
-        raise ValueError(f"w_a must be >= 0, got {w_a}")
-    _check_number("w_m", w_m)
-    if w_m <= 1:
-        raise ValueError(f"w_m must be > 1, got {w_m}")
-    _check_int("depth", depth, 1)
-    _check_int("group_width", group_width, 1)
-    _check_int("q", q, 1)
+    _check_positive("w_0", w_0)
+    check_number("w_a", w_a, 0)
+    check_number("w_m", w_m, 1, min_open=True)
+    check_int("depth", depth, 1)
+    check_int("group_width", group_width, 1)
+    check_int("q", q, 1)
     if w_0 % q:
         raise ValueError(f"w_0 must be a multiple of q={q}, got {w_0}")
     if se_ratio is not None:
-        _check_number("se_ratio", se_ratio)
+        _check_positive("se_ratio", se_ratio)
     widths_all = quantized_widths(w_0, w_a, w_m, depth, q)
     widths, depths = np.unique(widths_all, return_counts=True)
     stages = []
