@@ -12,13 +12,14 @@ Design Spaces" (CVPR 2020):
 * :func:`ks_test` -- the two-sample Kolmogorov-Smirnov test between the error
   samples of two design spaces;
 * :func:`good_range` -- the bootstrap "good range" of a design parameter;
-* :func:`quantized_widths` / :func:`fit_regnet` -- the quantized linear
-  parameterization of per-block widths and its grid-search fit;
+* :func:`fit_regnet` -- the grid-search fit of the quantized linear
+  parameterization of per-block widths (:func:`quantized_widths`, re-exported
+  from :mod:`keras_regnet.specs`);
 * ``plot_*`` -- PNG figures in the layout of the papers.
 
-It imports only numpy, scipy and matplotlib (never TensorFlow or Keras), and it
-draws on :class:`matplotlib.figure.Figure` objects directly, never through
-``pyplot``: no global figure state is created and no backend is switched, so it
+It imports only numpy, scipy, matplotlib and the package's pure-Python specs
+(never TensorFlow or Keras), and it draws on :class:`matplotlib.figure.Figure`
+objects directly, never through ``pyplot``: no global figure state is created and no backend is switched, so it
 is safe to use from notebooks, servers and tests alike.
 """
 
@@ -33,6 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from keras_regnet.specs import quantized_widths
 from keras_regnet.validation import check_int, check_number, is_int, is_number
 
 __all__ = [
@@ -400,54 +402,8 @@ def good_range(values, errors, *, fraction=0.25, n_boot=10000, seed=0):
 
 
 # ----------------------------------------------------------------------------
-# RegNet quantized linear widths
+# Fitting the RegNet quantized linear widths
 # ----------------------------------------------------------------------------
-
-
-def quantized_widths(w_0, w_a, w_m, depth, q=8):
-    """Per-block widths of the quantized linear parameterization (pycls).
-
-    Exactly pycls' ``generate_regnet``::
-
-        ws_cont = arange(depth) * w_a + w_0
-        ks = round(log(ws_cont / w_0) / log(w_m))
-        ws = round(w_0 * w_m**ks / q) * q
-
-    with numpy's round-half-to-even.  pycls additionally requires ``w_0`` to
-    be a multiple of ``q`` (then the first width is ``w_0``); this helper only
-    requires the widths to come out positive.
-
-    Args:
-        w_0: initial width, ``> 0``.
-        w_a: slope, ``>= 0``.
-        w_m: width multiplier between stages, ``> 1``.
-        depth: number of blocks ``d >= 1``.
-        q: quantum, integer ``>= 1``.
-
-    Returns:
-        List of ``depth`` Python ints (non-decreasing).
-    """
-    w_0 = check_number("`w_0`", w_0)
-    w_a = check_number("`w_a`", w_a)
-    w_m = check_number("`w_m`", w_m)
-    depth = check_int("`depth`", depth, 1)
-    q = check_int("`q`", q, 1)
-    if w_0 <= 0:
-        raise ValueError(f"`w_0` must be > 0, got {w_0}.")
-    if w_a < 0:
-        raise ValueError(f"`w_a` must be >= 0, got {w_a}.")
-    if w_m <= 1:
-        raise ValueError(f"`w_m` must be > 1, got {w_m}.")
-    ws_cont = np.arange(depth) * w_a + w_0
-    ks = np.round(np.log(ws_cont / w_0) / np.log(w_m))
-    ws = w_0 * np.power(w_m, ks)
-    ws = np.round(np.divide(ws, q)).astype(int) * q
-    if ws[0] <= 0:
-        raise ValueError(
-            f"`w_0`={w_0} rounds to width 0 with quantum q={q}; use w_0 >= q/2 "
-            "(pycls uses a multiple of q)."
-        )
-    return [int(w) for w in ws]
 
 
 def _validate_widths(widths, name="widths_per_block") -> np.ndarray:

@@ -80,7 +80,7 @@ import numpy as np
 
 from keras_regnet import complexity
 from keras_regnet.validation import check_input_shape, check_int, check_number, is_int, is_number
-from keras_regnet.specs import AnyNetSpec, StageSpec, make_compatible, regnet_spec
+from keras_regnet.specs import AnyNetSpec, StageSpec, make_compatible, quantized_widths_batch, regnet_spec
 
 __all__ = [
     "DesignSpace",
@@ -820,16 +820,9 @@ class RegNet(DesignSpace):
         wm = self._wm_grid.values(self._wm_grid.log_uniform(rng, n))
         g = self._g_values[rng.integers(len(self._g_values), size=n)]
         b = self._b_values[rng.integers(len(self._b_values), size=n)]
-        # The quantized linear rule, vectorized (specs.quantized_widths row by row).
-        j = np.arange(self.depth[1])
-        valid = j[None, :] < d[:, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            x = np.log((j[None, :] * wa[:, None] + w0[:, None]) / w0[:, None]) / np.log(wm)[:, None]
-            steps = np.round(x)
-            y = w0[:, None] * np.power(wm[:, None], steps) / q
-        widths = np.round(y) * q
+        widths, steps, tie = quantized_widths_batch(w0[:, None], wa[:, None], wm[:, None], self.depth[1], q)
+        valid = np.arange(self.depth[1])[None, :] < d[:, None]
         # Rows with a value at a rounding tie are decided by the scalar code (specs.regnet_spec).
-        tie = (np.abs(x - np.floor(x) - 0.5) < 1e-9) | (np.abs(y - np.floor(y) - 0.5) < 1e-9)
         ambiguous = (tie & valid).any(axis=1)
         max_step = np.where(valid, steps, -1).max(axis=1)
         rises = (widths[:, 1:] != widths[:, :-1]) & valid[:, 1:]
@@ -857,7 +850,7 @@ class RegNet(DesignSpace):
         depth, w_0, w_a, w_m = params["depth"], params["w_0"], params["w_a"], params["w_m"]
         g, b = params["group_width"], params["bottleneck_ratio"]
         if stages is None:
-            steps = np.round(np.log((np.arange(depth) * w_a + w_0) / w_0) / np.log(w_m))
+            steps = quantized_widths_batch(w_0, w_a, w_m, depth, self.Q)[1]
             if int(steps.max()) + 1 != self.num_stages:
                 return None
             spec = regnet_spec(w_0, w_a, w_m, depth, g, b, q=self.Q, stem_width=self.stem_width)

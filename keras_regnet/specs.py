@@ -243,11 +243,46 @@ def make_compatible(width, group_width, bottleneck_ratio=1.0):
 
 
 def quantized_widths(w_0, w_a, w_m, depth, q=8):
-    """Per-block widths of the quantized linear rule, exactly as pycls computes them."""
-    widths_cont = np.arange(depth) * w_a + w_0
-    steps = np.round(np.log(widths_cont / w_0) / np.log(w_m))
-    widths = w_0 * np.power(w_m, steps)
-    return (np.round(np.divide(widths, q)).astype(int) * q).tolist()
+    """Per-block widths of the quantized linear rule, exactly as pycls's ``generate_regnet``::
+
+        ws_cont = arange(depth) * w_a + w_0
+        ks = round(log(ws_cont / w_0) / log(w_m))
+        ws = round(w_0 * w_m**ks / q) * q
+
+    with numpy's round-half-to-even. pycls also requires `w_0` to be a multiple
+    of `q` (then the first width is `w_0`); here the widths need only come out
+    positive. Returns `depth` Python ints (non-decreasing).
+    """
+    check_number("w_0", w_0, 0, min_open=True)
+    check_number("w_a", w_a, 0)
+    check_number("w_m", w_m, 1, min_open=True)
+    depth = check_int("depth", depth, 1)
+    q = check_int("q", q, 1)
+    widths = quantized_widths_batch(w_0, w_a, w_m, depth, q)[0].astype(int)
+    if widths[0] <= 0:
+        raise ValueError(f"w_0={w_0} rounds to width 0 with quantum q={q}; use w_0 >= q/2 "
+                         "(pycls uses a multiple of q)")
+    return widths.tolist()
+
+
+def quantized_widths_batch(w_0, w_a, w_m, depth, q=8, *, tie_tolerance=1e-9):
+    """`quantized_widths` over numpy arrays, unchecked: the one implementation of the rule.
+
+    `w_0`, `w_a` and `w_m` broadcast against the block axis j = 0..depth-1:
+    scalars give one network, (n, 1) columns give n networks (mask the blocks
+    past a shorter network's depth). Returns ``(widths, steps, ties)``, each of
+    shape (..., depth): the widths (floats, multiples of q), each block's stage
+    index round(ln(u_j / w_0) / ln(w_m)), and where either rounding falls within
+    `tie_tolerance` of a half, so that float noise may decide it (a vectorized
+    caller then recomputes that network with scalars).
+    """
+    j = np.arange(depth)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = np.log((j * w_a + w_0) / w_0) / np.log(w_m)
+        steps = np.round(x)
+        y = w_0 * np.power(w_m, steps) / q
+    ties = (np.abs(x - np.floor(x) - 0.5) < tie_tolerance) | (np.abs(y - np.floor(y) - 0.5) < tie_tolerance)
+    return np.round(y) * q, steps, ties
 
 
 def regnet_spec(w_0, w_a, w_m, depth, group_width, bottleneck_ratio=1.0, se_ratio=None, q=8,
