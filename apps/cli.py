@@ -21,20 +21,6 @@ SUBCOMMANDS = {
 }
 
 
-def _available():
-    """Subcommands whose module is present (later issues add modules)."""
-    found = {}
-    for name, help_text in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(f"apps.{name}")
-        except ModuleNotFoundError as error:
-            if error.name == f"apps.{name}":
-                continue
-            raise
-        found[name] = (module, help_text)
-    return found
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-regnet",
@@ -42,7 +28,8 @@ def build_parser():
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name, (module, help_text) in _available().items():
+    for name, help_text in SUBCOMMANDS.items():
+        module = importlib.import_module(f"apps.{name}")
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub)
         sub.set_defaults(_module=module, _name=name)

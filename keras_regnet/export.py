@@ -105,16 +105,10 @@ def outputs_are_logits(model):
     Returns True for an identity activation, False for any other activation,
     and None when the final layer has no `activation` to judge by.
     """
-    import keras
+    from keras_regnet.training import final_activation
 
-    layer = model.outputs[0]._keras_history.operation
-    if isinstance(layer, keras.layers.Softmax):
-        return False
-    activation = getattr(layer, "activation", None)
-    if activation is None:
-        return None
-    name = getattr(activation, "__name__", str(activation))
-    return name == "linear"
+    name = final_activation(model)
+    return None if name is None else name == "linear"
 
 
 def _check_arguments(path, version, input_dtype, logits, overwrite, verify):

@@ -63,11 +63,11 @@ import os
 import shutil
 import time
 
-from keras_regnet import records as records_lib
+from keras_regnet import distribute, run_folder
+from keras_regnet.validation import check_bool, check_choice, check_int, check_number
 
 SCHEDULES = ("cosine", "constant")
 MIXED_PRECISION = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-STRATEGIES = ("auto", "mirrored", "multiworker")
 
 
 # --------------------------------------------------------------------------- config
@@ -79,25 +79,6 @@ def _safe_name(text):
     if base.endswith(".json"):
         base = base[:-5]
     return "".join(c if c.isalnum() or c in "_-." else "_" for c in base) or "run"
-
-
-def _check_int(name, value, minimum, maximum=None):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
-            maximum is not None and value > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"TrainConfig.{name} must be an integer {allowed}; received {value!r}.")
-
-
-def _check_float(name, value, low, high=None, *, low_open=False, high_open=True):
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (
-            high is None or (value < high if high_open else value <= high))
-    if not ok:
-        lo = f"({low}" if low_open else f"[{low}"
-        hi = "inf)" if high is None else (f"{high})" if high_open else f"{high}]")
-        raise ValueError(f"TrainConfig.{name} must be a number in {lo}, {hi}; received {value!r}.")
-    return float(value)
 
 
 @dataclasses.dataclass
@@ -169,27 +150,20 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be None or a non-empty path; "
                                  f"received {value!r}.")
         if self.image_size is not None:
-            _check_int("image_size", self.image_size, 8)
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        self.lr = _check_float("lr", self.lr, 0.0, low_open=True)
-        self.momentum = _check_float("momentum", self.momentum, 0.0, 1.0)
-        self.weight_decay = _check_float("weight_decay", self.weight_decay, 0.0)
-        self.warmup_epochs = _check_float("warmup_epochs", self.warmup_epochs, 0.0)
-        self.label_smoothing = _check_float("label_smoothing", self.label_smoothing, 0.0, 1.0)
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"TrainConfig.schedule must be one of {', '.join(SCHEDULES)}; "
-                             f"received {self.schedule!r}.")
-        if not isinstance(self.augment, bool):
-            raise ValueError(f"TrainConfig.augment must be True or False; received {self.augment!r}.")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"TrainConfig.mixed_precision must be one of "
-                             f"{', '.join(MIXED_PRECISION)}; received {self.mixed_precision!r}.")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"TrainConfig.strategy must be one of {', '.join(STRATEGIES)}; "
-                             f"received {self.strategy!r}.")
-        _check_int("seed", self.seed, 0)
-        _check_int("verbose", self.verbose, 0, 2)
+            check_int("TrainConfig.image_size", self.image_size, 8)
+        check_int("TrainConfig.epochs", self.epochs, 1)
+        check_int("TrainConfig.batch_size", self.batch_size, 1)
+        self.lr = check_number("TrainConfig.lr", self.lr, 0, min_open=True)
+        self.momentum = check_number("TrainConfig.momentum", self.momentum, 0, 1, max_open=True)
+        self.weight_decay = check_number("TrainConfig.weight_decay", self.weight_decay, 0)
+        self.warmup_epochs = check_number("TrainConfig.warmup_epochs", self.warmup_epochs, 0)
+        self.label_smoothing = check_number("TrainConfig.label_smoothing", self.label_smoothing, 0, 1, max_open=True)
+        check_choice("TrainConfig.schedule", self.schedule, SCHEDULES)
+        check_bool("TrainConfig.augment", self.augment)
+        check_choice("TrainConfig.mixed_precision", self.mixed_precision, tuple(MIXED_PRECISION))
+        check_choice("TrainConfig.strategy", self.strategy, distribute.STRATEGIES)
+        check_int("TrainConfig.seed", self.seed, 0)
+        check_int("TrainConfig.verbose", self.verbose, 0, 2)
         if self.out is None:
             self.out = os.path.join("runs", f"{_safe_name(self.model)}-{_safe_name(self.dataset)}")
 
@@ -279,25 +253,30 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def classifier_from_logits(model):
-    """True if `model` outputs logits, False for softmax probabilities.
+def final_activation(model):
+    """The activation of `model`'s final layer by name ("softmax", "linear", ...); None if it has none.
 
-    Looks at the activation of the final layer (a Dense or Activation layer,
-    or a Softmax layer); other activations are refused.
+    The one place that judges whether a model outputs logits: training
+    (`classifier_from_logits`) and export (`export.outputs_are_logits`) read it.
     """
     import keras
 
     layer = model.layers[-1]
     if isinstance(layer, keras.layers.Softmax):
-        return False
+        return "softmax"
     activation = getattr(layer, "activation", None)
-    name = getattr(activation, "__name__", None)
-    if name == "softmax":
-        return False
-    if name == "linear" or (activation is None and isinstance(layer, keras.layers.Dense)):
-        return True
+    if activation is None:
+        return None
+    return getattr(activation, "__name__", str(activation))
+
+
+def classifier_from_logits(model):
+    """True if `model` outputs logits, False for softmax probabilities; other final activations are refused."""
+    name = final_activation(model)
+    if name in ("softmax", "linear"):
+        return name == "linear"
     raise ValueError(
-        f"the model's final layer {layer.name!r} has activation {name or activation!r}; "
+        f"the model's final layer {model.layers[-1].name!r} has activation {name!r}; "
         "training needs classifier_activation='softmax' or None (logits).")
 
 
@@ -349,94 +328,6 @@ def float32_classifier(model):
     return keras.models.clone_model(model, clone_function=clone)
 
 
-# --------------------------------------------------------------------------- distribution
-
-def make_strategy(name):
-    """The `tf.distribute` strategy for `name` (create it before any other TF work)."""
-    import tensorflow as tf
-
-    if name not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; received {name!r}.")
-    if name == "auto":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    text = os.environ.get("TF_CONFIG")
-    if text:
-        try:
-            tf_config = json.loads(text)
-            tf_config["cluster"], tf_config["task"]["type"]  # noqa: B018 (presence check)
-        except (ValueError, KeyError, TypeError):
-            raise ValueError("strategy 'multiworker' needs TF_CONFIG to be JSON with 'cluster' and "
-                             f"'task' ({{'type': ..., 'index': ...}}); received {text!r}.") from None
-    return tf.distribute.MultiWorkerMirroredStrategy()
-
-
-def task_of(strategy):
-    """(task_type, task_id, is_chief) of this process; (None, None, True) when not multi-worker."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    task_type = getattr(resolver, "task_type", None)
-    task_id = getattr(resolver, "task_id", None)
-    if not task_type:
-        return None, None, True
-    has_chief = "chief" in (resolver.cluster_spec().as_dict() or {})
-    chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and not has_chief)
-    return task_type, task_id, chief
-
-
-def fix_multiworker(model, strategy):
-    """Work around Keras 3.15's `fit`/`evaluate` failing under MultiWorkerMirroredStrategy.
-
-    Keras's TensorFlow trainer has two multi-worker bugs (keras-team/keras#20585):
-
-    1. Before the first step it builds the model from one input batch, got by
-       *reducing* the per-replica batch across workers; that eager collective
-       fails ("Attempt to convert a value (PerReplica...) to a Tensor"). Only
-       shapes and dtypes matter there, so the local replica's batch is used.
-    2. It averages each step's logs across workers with
-       ``strategy.reduce("MEAN", value, axis=0)``, which fails for the scalar
-       loss/metric values ("Invalid reduction dimension 0 for input with 0
-       dimensions"). The steps here return them with shape ``(1,)``, which that
-       reduction averages back to scalars.
-
-    Instance-level patches (no global monkey-patching); a no-op for any other
-    strategy. Call after `compile_model`.
-    """
-    import tensorflow as tf
-    from keras import tree
-
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return model
-
-    def local(value):
-        if isinstance(value, tf.distribute.DistributedValues):
-            return strategy.experimental_local_results(value)[0]
-        return value
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is not None:
-            for _, _, it in iterator:
-                data_batch = tree.map_structure(local, next(it))
-                break
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
-    def rank1(value):
-        if tf.is_tensor(value) and value.shape.rank == 0:
-            return tf.reshape(value, (1,))
-        return value
-
-    def with_rank1_logs(step):
-        def wrapped(data):
-            return tree.map_structure(rank1, step(data))
-        return wrapped
-
-    object.__setattr__(model, "_maybe_symbolic_build", _maybe_symbolic_build.__get__(model))
-    object.__setattr__(model, "train_step", with_rank1_logs(model.train_step))
-    object.__setattr__(model, "test_step", with_rank1_logs(model.test_step))
-    return model
-
-
 # --------------------------------------------------------------------------- output folder
 
 RUN_FILE = "run.json"
@@ -444,31 +335,10 @@ SUMMARY_FILE = "summary.json"
 HISTORY_FILE = "history.csv"
 
 
-def _identity(name, spec, config):
-    return {"model": name, "spec": spec.to_dict(), "dataset": config.dataset}
-
-
-def check_out_dir(out, identity):
-    """Refuse an output folder that holds a run of another model or dataset."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"--out {out!r} exists and is not a folder.")
-    for file in (RUN_FILE, SUMMARY_FILE):
-        path = os.path.join(out, file)
-        if not os.path.exists(path):
-            continue
-        try:
-            with open(path, encoding="utf-8") as f:
-                found = json.load(f)
-        except (OSError, ValueError) as error:
-            raise ValueError(f"--out {out!r} holds an unreadable {file} ({error}); "
-                             "choose another folder or remove it.") from None
-        other = {key: found.get(key) for key in identity}
-        if other != identity:
-            raise ValueError(
-                f"--out {out!r} holds a run of model {other['model']!r} on dataset "
-                f"{other['dataset']!r} (see {file}); this run is {identity['model']!r} on "
-                f"{identity['dataset']!r}: choose another --out folder.")
-        return
+def claim_out_dir(out, name, spec, config):
+    """Refuse an output folder that holds a run of another model or dataset (run.json or summary.json)."""
+    run_folder.claim(out, {"model": name, "spec": spec.to_dict(), "dataset": config.dataset}, file=RUN_FILE,
+                     also=(SUMMARY_FILE,), what="a run", record=False)
 
 
 def _read_history(path):
@@ -512,7 +382,7 @@ def _backup_callback(backup_dir, *, before, throughput, start):
         def on_epoch_end(self, epoch, logs=None):
             name = f"epoch-{epoch + 1}.weights.h5"
             save_model_atomically(self.model, os.path.join(backup_dir, name))
-            records_lib.write_json(os.path.join(backup_dir, BACKUP_STATE), {
+            run_folder.write_json(os.path.join(backup_dir, BACKUP_STATE), {
                 "epoch": epoch + 1, "weights": name,
                 "wall_time_s": before["wall_time_s"] + time.perf_counter() - start,
                 "steps": before["steps"] + throughput.steps})
@@ -536,55 +406,23 @@ def _trim_history(path, epoch):
         if os.path.exists(path):
             os.remove(path)
         return rows
-    records_lib.write_csv(path, list(rows[0]), rows)
+    run_folder.write_csv(path, list(rows[0]), rows)
     return rows
 
 
 # --------------------------------------------------------------------------- callbacks
 
-def _sync_statistics_callback(strategy):
-    """Average BatchNorm moving statistics across replicas at the end of every epoch.
-
-    Keras 3's BatchNormalization keeps its moving mean/variance per replica
-    (tf.keras made them ON_READ/MEAN variables): under a multi-replica strategy
-    each worker would end with the statistics of its own shard only, and the
-    workers' saved models would differ. This callback all-reduces every
-    non-trainable float variable (the moving statistics) to the replicas' mean,
-    so all replicas hold -- and save -- the same model. It runs first among the
-    callbacks, before the epoch is backed up or checkpointed.
-    """
-    import keras
-    import tensorflow as tf
-
-    class SyncStatistics(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            variables = [v for v in self.model.non_trainable_variables
-                         if "float" in str(v.dtype)]
-
-            def replica_fn():
-                ctx = tf.distribute.get_replica_context()
-                means = ctx.all_reduce("MEAN", [tf.identity(v.value) for v in variables])
-                for variable, mean in zip(variables, means):
-                    variable.value.assign(mean)
-
-            self._sync = tf.function(lambda: strategy.run(replica_fn)) if variables else None
-
-        def on_epoch_end(self, epoch, logs=None):
-            if self._sync is not None:
-                self._sync()
-
-    return SyncStatistics()
-
-
-def _throughput_callback():
+def epoch_timer(start=None):
+    """A callback that times each epoch: `seconds` in training steps (validation excluded), `steps`
+    run, and `elapsed`, the seconds from `start` (a `time.perf_counter()` value) to each epoch's end."""
     import keras
 
-    class Throughput(keras.callbacks.Callback):
-        """Seconds spent in training steps per epoch (validation excluded) and steps run."""
+    began = time.perf_counter() if start is None else start
 
+    class EpochTimer(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.seconds, self.steps = [], 0
+            self.seconds, self.elapsed, self.steps = [], [], 0
 
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.perf_counter()
@@ -597,8 +435,9 @@ def _throughput_callback():
         def on_epoch_end(self, epoch, logs=None):
             if self._end is not None:
                 self.seconds.append(self._end - self._start)
+            self.elapsed.append(time.perf_counter() - began)
 
-    return Throughput()
+    return EpochTimer()
 
 
 def save_model_atomically(model, path):
@@ -674,15 +513,14 @@ def train(config):
     if config.image_size is not None:
         _check_image_size(config.image_size, spec, name, f"--image-size {config.image_size}")
 
-    identity = _identity(name, spec, config)
     if config.strategy != "multiworker":  # (a worker's folder is known once its strategy is)
-        check_out_dir(config.out, identity)
+        claim_out_dir(config.out, name, spec, config)
 
     # The strategy before any other TensorFlow work (MultiWorkerMirroredStrategy needs it).
-    strategy = make_strategy(config.strategy)
-    task_type, task_id, chief = task_of(strategy)
+    strategy = distribute.make_strategy(config.strategy)
+    task_type, task_id, chief = distribute.task_of(strategy)
     out = config.out if chief else os.path.join(config.out, f"{task_type}-{task_id}")
-    check_out_dir(out, identity)
+    claim_out_dir(out, name, spec, config)
 
     import keras
     import tensorflow as tf
@@ -705,7 +543,8 @@ def train(config):
 
     try:
         os.makedirs(out, exist_ok=True)
-        records_lib.write_json(os.path.join(out, RUN_FILE), {**identity, "config": config.to_dict()})
+        run_folder.write_json(os.path.join(out, RUN_FILE), {"model": name, "spec": spec.to_dict(),
+                                                            "dataset": config.dataset, "config": config.to_dict()})
     except OSError as error:
         raise ValueError(f"--out {out!r} cannot be written: {error.strerror or error}.") from None
 
@@ -733,7 +572,7 @@ def train(config):
                           f"{str(error).splitlines()[0] if str(error) else ''}); starting over", flush=True)
                     shutil.rmtree(backup_dir, ignore_errors=True)
                     resume = None
-        fix_multiworker(model, strategy)
+        distribute.fix_multiworker(model, strategy)
         initial_epoch = resume["epoch"] if resume else 0
         before = resume or {"wall_time_s": 0.0, "steps": 0}
         # History rows of epochs the backup holds stay; a fresh start clears an earlier run's logs.
@@ -745,12 +584,12 @@ def train(config):
                           default=None)
         if initial_epoch and config.verbose:
             print(f"Resuming from {backup_dir}: {initial_epoch} of {config.epochs} epochs done.", flush=True)
-        throughput = _throughput_callback()
+        throughput = epoch_timer(start)
         backup = _backup_callback(backup_dir, before=before, throughput=throughput, start=start)
         # The backup last: an epoch logged but not yet backed up is trimmed from the history and rerun.
         callbacks = [*make_callbacks(out, initial_best=best_before), throughput, backup]
         if strategy.num_replicas_in_sync > 1:
-            callbacks.insert(0, _sync_statistics_callback(strategy))
+            callbacks.insert(0, distribute.sync_statistics_callback(strategy))
         model.fit(ds.train, validation_data=ds.validation, epochs=config.epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks, verbose=config.verbose)
         test_loss, test_accuracy = model.evaluate(ds.test, verbose=0)
@@ -787,6 +626,6 @@ def train(config):
         "mixed_precision": config.mixed_precision,
         "config": config.to_dict(),
     }
-    records_lib.write_json(os.path.join(out, SUMMARY_FILE), summary)
+    run_folder.write_json(os.path.join(out, SUMMARY_FILE), summary)
     shutil.rmtree(backup_dir, ignore_errors=True)  # the run is complete: nothing to resume
     return summary

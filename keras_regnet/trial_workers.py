@@ -28,9 +28,12 @@ import time
 import traceback
 import zlib
 
+from keras_regnet.validation import check_int
+
 _IDLE, _STOPPED = "IDLE", "STOPPED"
 DEFAULT_MEMORY_LIMIT_MB = 1500  # a worker past this peak RSS is replaced after its trial
 DEFAULT_TRIALS_PER_WORKER = 50
+CHECKPOINT = "checkpoint.weights.h5"  # KerasTuner's file name for a trial's best weights (Keras 3)
 
 
 def default_workers():
@@ -42,9 +45,8 @@ def default_workers():
 
 
 def check_workers(workers):
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
-        raise ValueError(f"--workers must be an integer in 1..256, got {workers!r}")
-    return workers
+    """A worker count: an int in 1..256."""
+    return check_int("workers (--workers)", workers, 1, 256)
 
 
 @dataclasses.dataclass
@@ -165,9 +167,10 @@ def _run_trial(task, ds, setup):
         model = hypermodel.build(hp)
         if task.get("load_weights"):
             model.load_weights(task["load_weights"])
-        keeper = _best_weights_callback(start)
+        timer = training.epoch_timer(start)
+        keeper = _best_weights_callback(timer)
         model.fit(ds.train, validation_data=ds.validation, epochs=task["epochs"], shuffle=False,
-                  initial_epoch=task.get("initial_epoch", 0), verbose=0, callbacks=[keeper])
+                  initial_epoch=task.get("initial_epoch", 0), verbose=0, callbacks=[timer, keeper])
         history = keeper.history
         threshold = task.get("save_above")
         if task.get("save_path") and keeper.best_weights is not None and (
@@ -188,11 +191,10 @@ def _run_trial(task, ds, setup):
             "seconds": time.perf_counter() - start}
 
 
-def _best_weights_callback(start):
-    """Per-epoch logs (plus seconds since the trial began) and the best epoch's weights, in memory.
-
-    Replaces KerasTuner's per-epoch checkpoint file: weights reach the disk at
-    most once a trial, and only when something will read them.
+def _best_weights_callback(timer):
+    """Per-epoch logs (plus `timer`'s seconds since the trial began) and the best epoch's weights,
+    in memory. Replaces KerasTuner's per-epoch checkpoint file: weights reach the disk at most once
+    a trial, and only when something will read them. Runs after `timer` (a `training.epoch_timer`).
     """
     import keras
 
@@ -204,7 +206,7 @@ def _best_weights_callback(start):
             self.best_weights = None
 
         def on_epoch_end(self, epoch, logs=None):
-            logs = dict(logs or {}, seconds=time.perf_counter() - start)
+            logs = dict(logs or {}, seconds=timer.elapsed[-1])
             for key, value in logs.items():
                 self.history.setdefault(key, []).append(float(value))
             accuracy = logs.get("val_accuracy")
@@ -455,11 +457,10 @@ def _task(search, trial):
         task["epochs"] = int(values["tuner/epochs"])
         task["initial_epoch"] = int(values.get("tuner/initial_epoch", 0))
         if values.get("tuner/trial_id"):
-            task["load_weights"] = os.path.join(search.project_dir, f"trial_{values['tuner/trial_id']}",
-                                                "checkpoint.weights.h5")
-        task["save_path"] = os.path.join(trial_dir, "checkpoint.weights.h5")  # later rounds start from it
+            task["load_weights"] = os.path.join(search.project_dir, f"trial_{values['tuner/trial_id']}", CHECKPOINT)
+        task["save_path"] = os.path.join(trial_dir, CHECKPOINT)  # later rounds start from it
     elif search.save_best:
-        task["save_path"] = os.path.join(trial_dir, "checkpoint.weights.h5")
+        task["save_path"] = os.path.join(trial_dir, CHECKPOINT)
         best = search.oracle.get_best_trials(1)
         task["save_above"] = best[0].score if best and best[0].score is not None else None
     return task

@@ -1,20 +1,23 @@
-"""KerasTuner search over a design space: hypermodel, constrained oracles, the search job.
+"""KerasTuner's parts of a search: the constrained oracles, the hypermodel, a trial's record.
 
 KerasTuner's hyperparameters cannot express AnyNet constraints such as
 w_{i+1} >= w_i (dependent bounds are frozen when first defined; keras-tuner
 #749, #907). So new trials come from the design space's own sampler instead:
-`DesignSpaceOracleMixin` overrides the oracle's random draw with
-`space.sample_with_params`, seeded from the oracle's saved seed state (a
-resumed search draws the same sequence), and projects model-based proposals
-(Bayesian optimization) onto the space with `space.project`. The same mixin
-serves `RandomSearch`, `Hyperband` and `BayesianOptimization`.
+`DesignSpaceOracleMixin.populate_space` draws them with
+`space.sample_with_params` from a seeded stream whose position is part of the
+oracle's saved state (a resumed search draws the same sequence), and projects
+model-based proposals (Bayesian optimization) onto the space with
+`space.project_with_params`. The same mixin serves `RandomSearch`,
+`Hyperband` and `BayesianOptimization`, through KerasTuner's public oracle
+methods only (`populate_space`, `get_state`, `set_state`, `trials`).
 
 A trial's hyperparameters are the actual stage values used (``depth_1``,
 ``width_1``, ``bottleneck_ratio_1``, ``group_width_1``, ...; for RegNet also
 ``depth``, ``w_0``, ``w_a``, ``w_m``), plain JSON-safe numbers, plus the
 trial's ``flops``, ``params`` and ``acts``. Out-of-budget networks are never
 trained: the space's complexity window rejects them when sampling, and the
-hypermodel refuses any that slips through.
+hypermodel refuses any that slips through. The search job that drives all this
+is `keras_regnet.search`.
 """
 
 import json
@@ -23,9 +26,10 @@ import os
 import keras_tuner
 import numpy as np
 
-from keras_regnet import design_spaces
-from keras_regnet import records as records_lib
+from keras_regnet import design_spaces, run_folder
 from keras_regnet.specs import AnyNetSpec, StageSpec
+from keras_regnet.validation import check_choice, check_int
+
 
 def _atomic_save_json(path, obj):
     """KerasTuner's `utils.save_json`, written to a temporary file and renamed.
@@ -37,17 +41,14 @@ def _atomic_save_json(path, obj):
     if "://" in str(path):
         return _keras_tuner_save_json(path, obj)
     text = json.dumps(obj)
-    records_lib.write_text(str(path), text)
+    run_folder.write_text(str(path), text)
     return text
 
 
-# A private KerasTuner function, patched once; verified with keras-tuner 1.4.8 (pinned in setup.cfg).
+# The one private KerasTuner name we patch; verified on keras-tuner 1.4.8 (pinned <1.5 in setup.cfg).
 _keras_tuner_save_json = keras_tuner.src.utils.save_json
 keras_tuner.src.utils.save_json = _atomic_save_json
 
-COMPLEXITY_KEYS = ("flops", "params", "acts")
-TUNERS = ("random", "hyperband", "bayesian")
-CHECKPOINT = "checkpoint.weights.h5"  # KerasTuner's name for a trial's best weights (Keras 3)
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
 
 
@@ -98,11 +99,23 @@ def spec_from_values(values):
                       block=values.get("block", "x"))
 
 
+MAX_COLLISIONS = 20  # fresh draws tried before a search gives up on finding an untried network
+
+
+def _network(values):
+    """A trial's values without KerasTuner's bookkeeping keys (tuner/epochs, ...)."""
+    return {k: v for k, v in values.items() if not k.startswith("tuner/")}
+
+
 class DesignSpaceOracleMixin:
     """Makes a KerasTuner oracle draw its trials from a design space.
 
     Mix in before a KerasTuner oracle class; pass ``space=`` (a
-    `keras_regnet.design_spaces` space, with its complexity window).
+    `keras_regnet.design_spaces` space, with its complexity window). Only
+    KerasTuner's public oracle surface is used: `populate_space` replaces
+    the oracle's own random configurations with `sample_values` and projects
+    model-based proposals onto the space; `get_state`/`set_state` carry the
+    sampler's position, so a resumed search draws the same sequence.
     """
 
     def __init__(self, *args, space, **kwargs):
@@ -113,49 +126,81 @@ class DesignSpaceOracleMixin:
         kwargs.setdefault("tune_new_entries", False)
         kwargs.setdefault("allow_new_entries", True)
         super().__init__(*args, **kwargs)
+        self.sample_index = int(self.seed)  # the next draw's position in the seeded stream
 
-    def _rng(self):
-        rng = np.random.default_rng([int(self.seed), int(self._seed_state)])
-        self._seed_state += 1
-        return rng
+    def get_state(self):
+        return {**super().get_state(), "sample_index": self.sample_index}
 
-    def _random_values(self):
-        for _ in range(self._max_collisions + 1):
-            spec, params = self.space.sample_with_params(self._rng())
-            values = trial_values(self.space, spec, params)
-            if not self._duplicate(values):
+    def set_state(self, state):
+        super().set_state(state)
+        self.sample_index = int(state.get("sample_index", self.seed))
+
+    def tried(self, values):
+        """Whether a trial of this search already has the network that `values` describe."""
+        network = _network(values)
+        return any(_network(t.hyperparameters.values) == network for t in self.trials.values())
+
+    def sample_values(self):
+        """The values of a fresh design-space sample not tried before (None if none is found)."""
+        for _ in range(MAX_COLLISIONS + 1):
+            rng = np.random.default_rng([int(self.seed), self.sample_index])
+            self.sample_index += 1
+            values = trial_values(self.space, *self.space.sample_with_params(rng))
+            if not self.tried(values):
                 return values
         return None
 
-    def populate_space(self, trial_id):
-        response = super().populate_space(trial_id)
-        values = response.get("values")
-        if values and "flops" not in values:  # a model-based proposal: project it
-            tuner_keys = {k: v for k, v in values.items() if k.startswith("tuner/")}
-            result = self.space.project_with_params(
-                {k: v for k, v in values.items() if not k.startswith("tuner/")})
-            if result is None:
-                projected = self._random_values()
-            else:
-                projected = trial_values(self.space, *result)  # the projected b, g, w_0, ... too
-                if self._duplicate(projected):
-                    projected = self._random_values()
-            if projected is None:
-                return {"status": "STOPPED", "values": None}
-            response = dict(response, values={**projected, **tuner_keys})
-        return response
+    def projected_values(self, proposal):
+        """A model-based proposal rounded onto the space (a fresh sample if it cannot be, or was tried)."""
+        result = self.space.project_with_params(_network(proposal))
+        values = None if result is None else trial_values(self.space, *result)  # the projected b, g, w_0, ...
+        if values is None or self.tried(values):
+            values = self.sample_values()
+        return values
+
+    @staticmethod
+    def _with_values(response, values):
+        if values is None:
+            return {"status": "STOPPED", "values": None}
+        tuner_keys = {k: v for k, v in response["values"].items() if k.startswith("tuner/")}
+        return dict(response, values={**values, **tuner_keys})
 
 
 class RandomSearchOracle(DesignSpaceOracleMixin, keras_tuner.oracles.RandomSearchOracle):
     """Random search = sampling the design space's distribution (the paper's setting)."""
 
+    def populate_space(self, trial_id):
+        values = self.sample_values()
+        if values is None:
+            return {"status": "STOPPED", "values": None}
+        return {"status": "RUNNING", "values": values}
+
 
 class HyperbandOracle(DesignSpaceOracleMixin, keras_tuner.oracles.HyperbandOracle):
     """Hyperband whose new configurations are design-space samples."""
 
+    def populate_space(self, trial_id):
+        response = super().populate_space(trial_id)
+        values = response.get("values")
+        if not values or "tuner/trial_id" in values:  # waiting, stopped, or a next round of a trained one
+            return response
+        return self._with_values(response, self.sample_values())
+
 
 class BayesianOptimizationOracle(DesignSpaceOracleMixin, keras_tuner.oracles.BayesianOptimizationOracle):
-    """Bayesian optimization whose proposals are projected onto the design space."""
+    """Bayesian optimization: design-space samples first, then proposals projected onto the space."""
+
+    def populate_space(self, trial_id):
+        completed = sum(1 for t in self.trials.values() if t.status == "COMPLETED")
+        initial = self.num_initial_points
+        if initial is None:  # KerasTuner's default
+            initial = max(3 * len(self.hyperparameters.space), 3)
+        if completed < initial:
+            return self._with_values({"status": "RUNNING", "values": {}}, self.sample_values())
+        response = super().populate_space(trial_id)
+        if not response.get("values"):
+            return response
+        return self._with_values(response, self.projected_values(response["values"]))
 
 
 class DesignSpaceHyperModel(keras_tuner.HyperModel):
@@ -225,41 +270,6 @@ def format_trial(trial):
             f"flops {flops_text} val_error {error} time {'?' if seconds is None else f'{seconds:.1f}s'}")
 
 
-def write_trials_csv(oracle, path):
-    """Rewrite trials.csv from the oracle's trials (atomic replace)."""
-    records = [trial_record(t) for _, t in sorted(oracle.trials.items())]
-    columns = []
-    for record in records:
-        columns.extend(k for k in record if k not in columns)
-    records_lib.write_csv(path, columns, records)
-    return records
-
-
-def parse_window(text, name="--flops"):
-    """'1M:20M' -> (1e6, 2e7); suffixes k, M, G; an empty side means open."""
-    if text is None:
-        return None
-    units = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
-
-    def number(part):
-        part = part.strip()
-        if not part:
-            return None
-        scale = units.get(part[-1], 1)
-        try:
-            return float(part[:-1] if part[-1] in units else part) * scale
-        except ValueError:
-            raise ValueError(f"{name} must look like 1M:20M (suffixes k, M, G), got {text!r}") from None
-
-    if ":" not in text:
-        raise ValueError(f"{name} must look like LO:HI, e.g. 1M:20M, got {text!r}")
-    lo, hi = (number(p) for p in text.split(":", 1))
-    lo = 0.0 if lo is None else lo
-    if lo < 0 or (hi is not None and hi <= lo):
-        raise ValueError(f"{name} window {text!r} is empty: it needs 0 <= LO < HI")
-    return (lo, hi)
-
-
 def make_oracle(tuner, space, *, max_trials, seed, epochs):
     """The constrained oracle for `tuner`; a trial whose worker died is retried once."""
     common = {"space": space, "objective": OBJECTIVE, "seed": seed, "max_retries_per_trial": 1}
@@ -274,167 +284,16 @@ def make_oracle(tuner, space, *, max_trials, seed, epochs):
         oracle = HyperbandOracle(max_epochs=max(epochs, 2), factor=3, hyperband_iterations=1, **common)
         oracle.max_trials = max_trials  # Hyperband sizes its brackets; this caps the total
         return oracle
-    raise ValueError(f"tuner must be one of {TUNERS}, got {tuner!r}")
+    raise ValueError(f"unknown tuner {tuner!r}; keras_regnet.search.TUNERS lists the known ones")
 
 
 def set_distributed(role, *, oracle_host, oracle_port, worker_id=None):
     """KerasTuner's chief/worker mode, through its environment variables."""
     if role is None:
         return
-    if role not in ("chief", "worker"):
-        raise ValueError(f"distributed role must be 'chief' or 'worker', got {role!r}")
-    if not isinstance(oracle_port, int) or not 0 < oracle_port < 65536:
-        raise ValueError(f"the oracle port must be in 1..65535, got {oracle_port!r}")
-    os.environ["KERASTUNER_TUNER_ID"] = "chief" if role == "chief" else f"tuner{worker_id if worker_id is not None else os.getpid()}"
+    check_choice("distributed role", role, ("chief", "worker"))
+    check_int("the oracle port", oracle_port, 1, 65535)
+    worker = f"tuner{worker_id if worker_id is not None else os.getpid()}"
+    os.environ["KERASTUNER_TUNER_ID"] = "chief" if role == "chief" else worker
     os.environ["KERASTUNER_ORACLE_IP"] = oracle_host
     os.environ["KERASTUNER_ORACLE_PORT"] = str(oracle_port)
-
-
-def run_search(*, space, tuner="random", max_trials=10, epochs=3, dataset="digits", data_dir=None,
-               image_size=None, batch_size=128, out="runs/search", seed=0, train_config=None,
-               distributed=None, oracle_host="127.0.0.1", oracle_port=8000, worker_id=None,
-               save_best=True, workers=None, verbose=0):
-    """The search job: data, space, oracle, tuner; writes trials.csv and the best model.
-
-    `space` is a design space (or its name, given with no overrides).
-    Trials run in `workers` worker processes (default: one per CPU core; see
-    `keras_regnet.trial_workers`). Re-running with the same `out` resumes:
-    completed trials are kept and never re-run. Returns the trial records.
-    """
-    from keras_regnet import data as data_lib
-    from keras_regnet import trial_workers
-
-    if isinstance(space, str):
-        space = design_spaces.get(space)
-    if not isinstance(space, design_spaces.DesignSpace):
-        raise TypeError(f"space must be a design space or its name, got {type(space).__name__}")
-    if tuner not in TUNERS:
-        raise ValueError(f"tuner must be one of {', '.join(TUNERS)}, got {tuner!r}")
-    for name, value in (("max_trials", max_trials), ("epochs", epochs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    workers = trial_workers.check_workers(trial_workers.default_workers() if workers is None else workers)
-    set_distributed(distributed, oracle_host=oracle_host, oracle_port=oracle_port, worker_id=worker_id)
-    ds = data_lib.load(dataset, image_size=image_size, batch_size=batch_size, data_dir=data_dir, seed=seed)
-    prepared = prepare_search(space, ds, tuner=tuner, max_trials=max_trials, epochs=epochs, out=out, seed=seed,
-                              train_config=train_config, dataset=dataset, batch_size=batch_size,
-                              save_best=save_best, name="")
-    if distributed == "chief":  # KerasTuner's chief serves the oracle; the workers train
-        serve(prepared)
-    else:
-        setup = worker_setup(dataset=dataset, data_dir=data_dir, image_size=image_size, batch_size=batch_size,
-                             seed=seed, train_config=prepared.train_config, workers=workers)
-        trial_workers.run_searches([prepared.pool], setup, workers=workers)
-    if distributed == "worker":
-        return []
-    return finish_search(prepared, out, save_best=save_best)
-
-
-class PreparedSearch:
-    """A KerasTuner tuner (oracle, hypermodel, project folder) and its pool description."""
-
-    def __init__(self, tuner, pool, train_config):
-        self.tuner = tuner
-        self.pool = pool
-        self.train_config = train_config
-
-
-def prepare_search(space, ds, *, tuner, max_trials, epochs, out, seed, train_config, dataset, batch_size,
-                   save_best, name):
-    """Check the space against the data, then set up (or reload) the KerasTuner search in `out`."""
-    from keras_regnet import training, trial_workers
-
-    overrides = {**space.to_dict(), "input_shape": tuple(ds.input_shape), "classes": ds.num_classes}
-    space = design_spaces.get(**overrides)
-    minimum = 2 ** (1 + space.num_stages)
-    if min(ds.input_shape[:2]) < minimum:
-        raise ValueError(f"image size {ds.input_shape[0]} is below {minimum}, the minimum for "
-                         f"{space.num_stages} stride-2 stages and the stem")
-    # Fail fast (before any training) when the window cannot be met.
-    space.sample(np.random.default_rng(seed))
-
-    config = train_config or training.TrainConfig(epochs=epochs, batch_size=batch_size, verbose=0, seed=seed)
-    os.makedirs(out, exist_ok=True)
-    _check_out(out, space, tuner, dataset)
-    hypermodel = DesignSpaceHyperModel(space, input_shape=ds.input_shape, classes=ds.num_classes,
-                                       train_config=config, steps_per_epoch=ds.steps_per_epoch)
-    oracle = make_oracle(tuner, space, max_trials=max_trials, seed=seed, epochs=epochs)
-    # KerasTuner's Tuner keeps the project folder (reload = resume), serves the
-    # oracle as a distributed chief, or wraps it in a client on a worker; the
-    # trials themselves run in `trial_workers`.
-    search = keras_tuner.Tuner(oracle=oracle, hypermodel=hypermodel, directory=out, project_name="tuner",
-                               overwrite=False, max_model_size=None)
-    search.oracle.verbose = 0
-    local = isinstance(search.oracle, keras_tuner.Oracle)  # not a distributed worker's client
-    if local:
-        search.save()  # KerasTuner reloads (resumes) a project only once its tuner file exists
-
-    def on_trial_end(trial):
-        if local:
-            # The oracle saved its state before it let go of the trial; save again, or a
-            # resumed search would rerun the trial that ended last.
-            search.save()
-            write_trials_csv(search.oracle, os.path.join(out, "trials.csv"))
-
-    pool = trial_workers.Search(
-        name=name, oracle=search.oracle, space=json.loads(json.dumps(space.to_dict())),
-        project_dir=search.project_dir, epochs=epochs, max_trials=max_trials, save_best=save_best,
-        hyperband=tuner == "hyperband", on_trial_end=on_trial_end,
-        tuner_id=os.environ.get("KERASTUNER_TUNER_ID", "tuner0"))
-    return PreparedSearch(search, pool, config)
-
-
-def worker_setup(*, dataset, data_dir, image_size, batch_size, seed, train_config, workers):
-    """The pool's per-process setup: the data, the recipe, and 1/workers of the CPU threads each."""
-    from keras_regnet import trial_workers
-
-    threads = max(1, trial_workers.default_workers() // workers)
-    return trial_workers.WorkerSetup(dataset=dataset, data_dir=data_dir, image_size=image_size,
-                                     batch_size=batch_size, seed=seed, train_config=train_config.to_dict(),
-                                     threads=threads)
-
-
-def serve(prepared):
-    """KerasTuner's chief: serve the oracle over gRPC until the workers have run every trial."""
-    prepared.tuner.search(epochs=prepared.pool.epochs)
-
-
-def finish_search(prepared, out, *, save_best):
-    """trials.csv, and the best model (`best_model.keras`, `best_trial.json`) when asked."""
-    search = prepared.tuner
-    records = write_trials_csv(search.oracle, os.path.join(out, "trials.csv"))
-    if save_best:
-        best = search.oracle.get_best_trials(1)
-        if best and best[0].status == "COMPLETED":
-            checkpoint = os.path.join(search.get_trial_dir(best[0].trial_id), CHECKPOINT)
-            if os.path.exists(checkpoint):
-                from keras_regnet.training import save_model_atomically
-
-                save_model_atomically(search.load_model(best[0]), os.path.join(out, "best_model.keras"))
-                records_lib.write_json(os.path.join(out, "best_trial.json"),
-                                       json.loads(json.dumps(trial_record(best[0]), default=_json_default)))
-    return records
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    raise TypeError(f"not JSON serializable: {value!r}")
-
-
-def _check_out(out, space, tuner, dataset):
-    """An output folder belongs to one search: refuse to mix another one in."""
-    path = os.path.join(out, "search.json")
-    identity = {"space": space.name, "space_config": json.loads(json.dumps(space.to_dict(), default=str)),
-                "tuner": tuner, "dataset": dataset}
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            previous = json.load(f)
-        if previous != identity:
-            raise ValueError(
-                f"--out {out} holds a different search ({previous.get('space')}, {previous.get('tuner')}, "
-                f"{previous.get('dataset')}); use another --out folder to start a new one")
-    else:
-        records_lib.write_json(path, identity)

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from helpers import csv_rows, run_chief_and_workers
-from keras_regnet import analysis, design_spaces, study
+from keras_regnet import analysis, design_spaces, report, study
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -45,7 +45,7 @@ def test_summarize_matches_analysis_and_scipy():
     trials = synthetic_trials()
     errs = {k: [r["val_error"] for r in v] for k, v in trials.items()}
     flops = {k: [r["flops"] for r in v] for k, v in trials.items()}
-    s = study.summarize(errs, flops)
+    s = report.summarize(errs, flops)
     crange = (min(min(f) for f in flops.values()), max(max(f) for f in flops.values()))
     assert s["flops_range"] == list(crange) and s["bins"] == 4  # 20 models per space -> 4 shared bins
     for name, e in errs.items():
@@ -58,7 +58,7 @@ def test_summarize_matches_analysis_and_scipy():
         assert v["normalized_edf"] == pytest.approx(list(expected))
         w = analysis.complexity_weights(flops[name], 4, complexity_range=crange)
         assert v["normalized_mean"] == pytest.approx(float(np.dot(w, e)))
-    assert [(c["a"], c["b"]) for c in s["comparisons"]] == [p[:2] for p in study.PAPER_PAIRS]
+    assert [(c["a"], c["b"]) for c in s["comparisons"]] == [p[:2] for p in report.PAPER_PAIRS]
     for c in s["comparisons"]:
         ref = stats.ks_2samp(errs[c["a"]], errs[c["b"]])
         assert c["ks_d"] == pytest.approx(ref.statistic) and c["ks_p"] == pytest.approx(ref.pvalue)
@@ -71,7 +71,7 @@ def test_verdicts_are_honest():
     flops = {k: rng.uniform(1e6, 2e6, 40) for k in study.SPACES}
     errs = {"AnyNetX_A": same, "AnyNetX_B": rng.permutation(same), "AnyNetX_C": same + 0.1,
             "AnyNetX_D": same, "AnyNetX_E": better, "RegNet": better + 0.005}
-    by_pair = {(c["a"], c["b"]): c for c in study.summarize(errs, flops)["comparisons"]}
+    by_pair = {(c["a"], c["b"]): c for c in report.summarize(errs, flops)["comparisons"]}
     assert by_pair["AnyNetX_A", "AnyNetX_B"]["verdict"] == "consistent"  # identical samples
     assert by_pair["AnyNetX_B", "AnyNetX_C"]["verdict"] == "disagrees"  # C much worse: sharing g cost accuracy
     cd = by_pair["AnyNetX_C", "AnyNetX_D"]
@@ -79,25 +79,25 @@ def test_verdicts_are_honest():
     assert by_pair["AnyNetX_D", "AnyNetX_E"]["verdict"] == "agrees"
     er = by_pair["AnyNetX_E", "RegNet"]
     assert er["verdict"] == "inconclusive" and "only KS D >=" in er["detail"]
-    assert study.verdict("better", 0.01, "a", 20, 20) == ("disagrees", "significantly worse, unlike the paper (p=0.01)")
+    assert report.verdict("better", 0.01, "a", 20, 20) == ("disagrees", "significantly worse, unlike the paper (p=0.01)")
 
 
 
 def test_detectability_comes_from_the_exact_ks_test():
     from scipy import stats
 
-    assert study.minimum_detectable_d(8, 8) == 0.75  # the asymptotic formula said 0.68
-    assert study.minimum_detectable_d(2, 2) is None  # no D is significant at p < 0.05
-    assert "no KS D is significant" in study.verdict("better", 0.5, "b", 2, 2)[1]
-    assert "only KS D >= 0.75 is detectable" in study.verdict("better", 0.5, "b", 8, 8)[1]
+    assert report.minimum_detectable_d(8, 8) == 0.75  # the asymptotic formula said 0.68
+    assert report.minimum_detectable_d(2, 2) is None  # no D is significant at p < 0.05
+    assert "no KS D is significant" in report.verdict("better", 0.5, "b", 2, 2)[1]
+    assert "only KS D >= 0.75 is detectable" in report.verdict("better", 0.5, "b", 8, 8)[1]
     rng = np.random.default_rng(0)
     for n, m in ((8, 8), (7, 12), (30, 41), (50, 50)):
         x, y = rng.normal(size=n), rng.normal(0.4, size=m)
         result = stats.ks_2samp(x, y, method="exact")
-        assert study.ks_exact_p(n, m, result.statistic) == pytest.approx(result.pvalue, rel=1e-9, abs=1e-12)
-        d = study.minimum_detectable_d(n, m)
+        assert report.ks_exact_p(n, m, result.statistic) == pytest.approx(result.pvalue, rel=1e-9, abs=1e-12)
+        d = report.minimum_detectable_d(n, m)
         below = max(v for v in {abs(i * m - j * n) / (n * m) for i in range(n + 1) for j in range(m + 1)} if v < d)
-        assert study.ks_exact_p(n, m, d) < 0.05 <= study.ks_exact_p(n, m, below)
+        assert report.ks_exact_p(n, m, d) < 0.05 <= report.ks_exact_p(n, m, below)
 
 
 def _png_ok(path):
@@ -112,26 +112,26 @@ def _png_ok(path):
 
 def test_report_and_figures_from_synthetic_trials(tmp_path):
     trials = synthetic_trials()
-    summary = study.write_report(str(tmp_path), trials, SETTINGS)
-    report = (tmp_path / "report.md").read_text()
+    summary = report.write_report(str(tmp_path), trials, SETTINGS)
+    text = (tmp_path / "report.md").read_text()
     for key in ("panels", "edfs", "flops", "staircase"):
-        name = study.FIGURES[key]
+        name = report.FIGURES[key]
         _png_ok(tmp_path / name)
-        assert f"]({name})" in report
+        assert f"]({name})" in text
     assert json.loads((tmp_path / "summary.json").read_text())["spaces"].keys() == trials.keys()
     for name, v in summary["spaces"].items():
-        assert (f"| {name} | {v['n']} | {v['min']:.4f} | {v['median']:.4f} | {v['mean']:.4f} |") in report
+        assert (f"| {name} | {v['n']} | {v['min']:.4f} | {v['median']:.4f} | {v['mean']:.4f} |") in text
     for c in summary["comparisons"]:
-        assert f"| {c['a']} vs {c['b']} | {c['paper']} | {c['ks_d']:.3f} | {c['ks_p']:.3g} |" in report
+        assert f"| {c['a']} vs {c['b']} | {c['paper']} | {c['ks_d']:.3f} | {c['ks_p']:.3g} |" in text
     assert "proxy" not in summary["figures"]
 
 
 def test_report_with_one_space_and_a_missing_one(tmp_path):
     trials = synthetic_trials()
-    summary = study.write_report(str(tmp_path), {"AnyNetX_E": trials["AnyNetX_E"], "RegNet": []},
+    summary = report.write_report(str(tmp_path), {"AnyNetX_E": trials["AnyNetX_E"], "RegNet": []},
                                  dict(SETTINGS, spaces=["AnyNetX_E", "RegNet"]))
     assert summary["comparisons"] == [] and summary["missing"] == ["RegNet"]
-    assert not (tmp_path / study.FIGURES["panels"]).exists()
+    assert not (tmp_path / report.FIGURES["panels"]).exists()
     assert "| RegNet | 0 |" in (tmp_path / "report.md").read_text()
 
 
@@ -141,28 +141,30 @@ def test_proxy_helpers():
     assert [r["val_error"] for r in picked] == [0.1, 0.3, 0.5]
     assert study.pick_spread(rows, 3) == picked and len(study.pick_spread(rows, 9)) == 5
     short, long = [0.1, 0.2, 0.3, 0.4, 0.5], [0.15, 0.1, 0.35, 0.3, 0.6]
-    rho, p = study.spearman(short, long)
+    rho, p = report.spearman(short, long)
     ref = stats.spearmanr(short, long)
     assert rho == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue) and rho == pytest.approx(0.8)
 
 
 def test_per_block_widths():
-    assert study.per_block_widths({"depth_1": "2", "width_1": "16", "depth_2": "1", "width_2": "48"}) == [16, 16, 48]
+    assert report.per_block_widths({"depth_1": "2", "width_1": "16", "depth_2": "1", "width_2": "48"}) == [16, 16, 48]
 
 
 def test_bad_input_raises_clear_errors(tmp_path):
     cases = [
-        (dict(spaces="AnyNetX_A,AnyNetX_Z"), "unknown design space 'AnyNetX_Z'"),
-        (dict(spaces="AnyNetX_A,AnyNetX_A"), "twice"),
-        (dict(spaces=""), "empty"),
+        (dict(spaces=["AnyNetX_A", "AnyNetX_Z"]), "unknown design space 'AnyNetX_Z'"),
+        (dict(spaces=["AnyNetX_A", "AnyNetX_A"]), "twice"),
+        (dict(spaces=[]), "empty"),
         (dict(samples=1), "--samples"),
-        (dict(epochs=0), "--epochs"),
-        (dict(flops="5M:1M"), "empty"),
+        (dict(epochs=0), "epochs"),
+        (dict(flops="5M:1M"), "flops window must be"),
         (dict(flops=(2e6, 1e6)), "empty"),
         (dict(proxy_check=2), "--proxy-check"),
+        (dict(tuner="hyperband"), "at random"),
+        (dict(max_trial=3), "unknown search settings max_trial"),
     ]
     for kwargs, message in cases:
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises((ValueError, TypeError), match=message):
             study.run_study(out=str(tmp_path / "bad"), **kwargs)
 
 
@@ -216,7 +218,7 @@ def test_study_end_to_end_numbers_match_trials(tiny_study):
     report = (out / "report.md").read_text()
     assert f"| AnyNetX_C vs AnyNetX_D | " in report and f"{c['ks_d']:.3f} | {c['ks_p']:.3g}" in report
     for key in ("panels", "edfs", "flops", "staircase", "proxy"):
-        _png_ok(out / study.FIGURES[key])
+        _png_ok(out / report.FIGURES[key])
 
 
 def test_study_proxy_check(tiny_study):

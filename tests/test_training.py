@@ -454,7 +454,7 @@ def test_run_files_are_replaced_atomically(tmp_path, monkeypatch):
     """A write that dies half-way leaves the previous file intact (no half-written model or record)."""
     import keras
 
-    from keras_regnet import records
+    from keras_regnet import run_folder
     from keras_regnet.training import save_model_atomically
 
     model = _tiny_model()
@@ -471,8 +471,8 @@ def test_run_files_are_replaced_atomically(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_model_atomically(model, str(path))
     assert path.read_bytes() == before
-    records.write_text(str(tmp_path / "report.md"), "old")
-    monkeypatch.setattr(records.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    run_folder.write_text(str(tmp_path / "report.md"), "old")
+    monkeypatch.setattr(run_folder.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        records.write_text(str(tmp_path / "report.md"), "new")
+        run_folder.write_text(str(tmp_path / "report.md"), "new")
     assert (tmp_path / "report.md").read_text() == "old"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from helpers import csv_rows, run_chief_and_workers, wait_for
-from keras_regnet import design_spaces, tuning
+from apps import flags
+from keras_regnet import design_spaces, search, tuning
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCH_FLAGS = ["--dataset", "digits", "--image-size", "32", "--batch-size", "64", "--flops", "0.3M:3M", "--depth", "1:2"]
@@ -24,9 +25,9 @@ def test_oracle_draws_design_space_samples_reproducibly():
     space = small_space("AnyNetX_D")
     a = tuning.RandomSearchOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=7)
     b = tuning.RandomSearchOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=7)
-    draws_a = [a._random_values() for _ in range(5)]
-    draws_b = [b._random_values() for _ in range(5)]
-    assert draws_a == draws_b and a._seed_state == b._seed_state
+    draws_a = [a.sample_values() for _ in range(5)]
+    draws_b = [b.sample_values() for _ in range(5)]
+    assert draws_a == draws_b and a.sample_index == b.sample_index
     for values in draws_a:
         spec = tuning.spec_from_values(values)
         assert space.contains(spec)
@@ -40,17 +41,18 @@ def test_oracle_draws_design_space_samples_reproducibly():
 def test_oracle_resumes_its_random_stream_from_saved_state():
     space = small_space("AnyNetX_E")
     first = tuning.RandomSearchOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=3)
-    first._random_values()
+    first.sample_values()
     state = first.get_state()
-    expected = first._random_values()
+    expected = first.sample_values()
     resumed = tuning.RandomSearchOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=99)
     resumed.set_state(state)
-    assert resumed._random_values() == expected
+    assert resumed.sample_values() == expected
 
 
 def test_model_based_proposals_are_projected_onto_the_space(monkeypatch):
     space = small_space("AnyNetX_E")
-    oracle = tuning.BayesianOptimizationOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=1)
+    oracle = tuning.BayesianOptimizationOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=1,
+                                               num_initial_points=0)  # a model-based proposal right away
     proposal = {"depth_1": 7.6, "depth_2": 2.2, "depth_3": 1.0, "depth_4": 3.4,
                 "width_1": 200.3, "width_2": 40.0, "width_3": 64.0, "width_4": 16.0,
                 "bottleneck_ratio": 2.0, "group_width": 5.0, "tuner/epochs": 2}
@@ -68,7 +70,8 @@ def test_model_based_proposals_are_projected_onto_the_space(monkeypatch):
 def test_projected_proposals_record_the_projected_values(monkeypatch, name):
     space = small_space(name) if name != "RegNet" else design_spaces.get(
         "RegNet", flops=(3e5, 3e6), input_shape=(32, 32, 1), classes=10)
-    oracle = tuning.BayesianOptimizationOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=1)
+    oracle = tuning.BayesianOptimizationOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=1,
+                                               num_initial_points=0)
     for seed in range(200):  # a draw that stays in the window with b = 2, g = 16
         _, params = space.sample_with_params(np.random.default_rng(seed))
         proposal = {k: (v * 1.01 if isinstance(v, float) and k.startswith("w_") else v) for k, v in params.items()}
@@ -87,6 +90,28 @@ def test_projected_proposals_record_the_projected_values(monkeypatch, name):
         assert {"w_0", "w_a", "w_m", "depth"} <= set(values)
 
 
+def test_oracles_use_only_keras_tuner_public_names():
+    """The constrained oracles override populate_space/get_state/set_state, no private KerasTuner name."""
+    import inspect
+
+    source = inspect.getsource(tuning.DesignSpaceOracleMixin) + "".join(
+        inspect.getsource(c) for c in (tuning.RandomSearchOracle, tuning.HyperbandOracle,
+                                       tuning.BayesianOptimizationOracle))
+    for private in ("_random_values", "_duplicate", "_seed_state", "_max_collisions", "_tried_so_far"):
+        assert private not in source, private
+
+
+def test_bayesian_oracle_samples_the_space_before_its_model(monkeypatch):
+    space = small_space("AnyNetX_E")
+    oracle = tuning.BayesianOptimizationOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=1,
+                                               num_initial_points=2)
+    monkeypatch.setattr(keras_tuner.oracles.BayesianOptimizationOracle, "populate_space",
+                        lambda self, trial_id: pytest.fail("the model was asked before the initial points"))
+    values = oracle.populate_space("0")["values"]
+    widths = [values[f"width_{i}"] for i in range(1, 5)]
+    assert widths == sorted(widths) and space.contains(tuning.spec_from_values(values))
+
+
 def test_registered_search_space_covers_free_parameters():
     hp = tuning.register_search_space(small_space("AnyNetX_C"))
     names = {h.name for h in hp.space}
@@ -96,11 +121,11 @@ def test_registered_search_space_covers_free_parameters():
 
 
 def test_parse_window():
-    assert tuning.parse_window("1M:20M") == (1e6, 2e7)
-    assert tuning.parse_window("500k:") == (5e5, None)
+    assert flags.parse_window("1M:20M") == (1e6, 2e7)
+    assert flags.parse_window("500k:") == (5e5, None)
     for bad in ("20M:1M", "1M", "x:y", "1M:1M"):
         with pytest.raises(ValueError, match="--flops"):
-            tuning.parse_window(bad)
+            flags.parse_window(bad)
 
 
 def _cli(*args, timeout=600):
@@ -128,20 +153,16 @@ def test_random_search_end_to_end(tmp_path):
 
 
 def test_bayesian_and_hyperband_searches_run(tmp_path):
-    from keras_regnet import training
-
     space = small_space("AnyNetX_C")
-    config = training.TrainConfig(epochs=1, batch_size=64, verbose=0)
-    records = tuning.run_search(space=space, tuner="bayesian", max_trials=3, epochs=1, image_size=32,
-                                batch_size=64, out=str(tmp_path / "bayes"), train_config=config, save_best=False)
+    config = search.SearchConfig(max_trials=3, epochs=1, image_size=32, batch_size=64, save_best=False)
+    records = search.run_search(space, config, tuner="bayesian", out=str(tmp_path / "bayes"))
     assert len(records) == 3 and all(r["status"] == "COMPLETED" for r in records)
     # two random initial points, then a Gaussian-process proposal projected onto the space
     for record in records:
         values = {k: v for k, v in record.items() if k.split("_")[0] in ("depth", "width", "group", "bottleneck")
                   or k in ("block", "stem_width")}
         assert space.contains(tuning.spec_from_values(values))
-    records = tuning.run_search(space=space, tuner="hyperband", max_trials=3, epochs=2, image_size=32,
-                                batch_size=64, out=str(tmp_path / "hb"), train_config=config, save_best=False)
+    records = search.run_search(space, config, tuner="hyperband", epochs=2, out=str(tmp_path / "hb"))
     assert 1 <= len(records) <= 3 and any(r.get("epochs") for r in records)
 
 
@@ -152,9 +173,9 @@ def test_bad_search_input_is_one_clear_line(tmp_path):
         (["--flops", "1:2"], "window"),
         (["--depth", "3:1"], "--depth"),
     ]
-    for flags, message in cases:
+    for bad_flags, message in cases:
         result = _cli("search", "--out", str(tmp_path / "bad"), "--max-trials", "1", "--epochs", "1",
-                      "--image-size", "32", *flags)
+                      "--image-size", "32", *bad_flags)
         assert result.returncode == 2, result.stderr[-2000:]
         assert "Traceback" not in result.stderr and message in result.stderr
 
@@ -213,7 +234,7 @@ def test_keras_tuner_state_files_are_replaced_atomically(tmp_path, monkeypatch):
     assert utils.save_json is tuning._atomic_save_json
     path = tmp_path / "oracle.json"
     utils.save_json(str(path), {"trials": 1})
-    monkeypatch.setattr(tuning.records_lib.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(tuning.run_folder.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         utils.save_json(str(path), {"trials": 2})
     assert utils.load_json(str(path)) == {"trials": 1}
