@@ -46,6 +46,9 @@ __all__ = [
     "complexity_weights",
     "normalized_edf",
     "ks_test",
+    "ks_exact_p",
+    "minimum_detectable_d",
+    "spearman",
     "good_range",
     "quantized_widths",
     "fit_regnet",
@@ -355,6 +358,51 @@ def ks_test(errors_a, errors_b, *, alternative="two-sided"):
         )
     res = stats.ks_2samp(a, b, alternative=alternative)
     return KSResult(float(res.statistic), float(res.pvalue))
+
+
+def ks_exact_p(n, m, d):
+    """Exact two-sided P(D >= d) of the two-sample KS test for sizes n and m (no ties).
+
+    Counts the monotone lattice paths from (0, 0) to (n, m) that stay strictly
+    inside |i/n - j/m| < d (Hodges 1957), the distribution that scipy's
+    `ks_2samp` uses at these sizes; integer arithmetic, so no rounding.
+    """
+    limit = d * n * m - 1e-9 * n * m  # |i*m - j*n| < d*n*m, with float d
+    row = [1] + [0] * m
+    for j in range(1, m + 1):
+        row[j] = row[j - 1] if abs(j * n) < limit else 0
+    for i in range(1, n + 1):
+        row[0] = row[0] if abs(i * m) < limit else 0
+        for j in range(1, m + 1):
+            row[j] = (row[j] + row[j - 1]) if abs(i * m - j * n) < limit else 0
+    return 1.0 - row[m] / math.comb(n + m, n)
+
+
+def minimum_detectable_d(n, m, alpha=0.05):
+    """Smallest KS D that the exact two-sided test calls significant at `alpha` (None: none can be).
+
+    D only takes the values |i*m - j*n| / (n*m); the smallest significant one is
+    found by bisection over them with `ks_exact_p`.
+    """
+    candidates = sorted({abs(i * m - j * n) for i in range(n + 1) for j in range(m + 1)} - {0})
+    if ks_exact_p(n, m, 1.0) >= alpha:
+        return None
+    lo, hi = 0, len(candidates) - 1  # candidates[hi] is significant
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ks_exact_p(n, m, candidates[mid] / (n * m)) < alpha:
+            hi = mid
+        else:
+            lo = mid + 1
+    return candidates[hi] / (n * m)
+
+
+def spearman(short, long):
+    """(rho, p) of scipy.stats.spearmanr; rho is NaN when either side is constant."""
+    from scipy import stats
+
+    res = stats.spearmanr(short, long)
+    return float(res[0]), float(res[1])
 
 
 def good_range(values, errors, *, fraction=0.25, n_boot=10000, seed=0):

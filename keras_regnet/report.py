@@ -61,43 +61,6 @@ def _bins(errors_by_space):
     return max(1, min(10, smallest // 5))
 
 
-def ks_exact_p(n, m, d):
-    """Exact two-sided P(D >= d) of the two-sample KS test for sizes n and m (no ties).
-
-    Counts the monotone lattice paths from (0, 0) to (n, m) that stay strictly
-    inside |i/n - j/m| < d (Hodges 1957), the distribution that scipy's
-    `ks_2samp` uses at these sizes; integer arithmetic, so no rounding.
-    """
-    limit = d * n * m - 1e-9 * n * m  # |i*m - j*n| < d*n*m, with float d
-    row = [1] + [0] * m
-    for j in range(1, m + 1):
-        row[j] = row[j - 1] if abs(j * n) < limit else 0
-    for i in range(1, n + 1):
-        row[0] = row[0] if abs(i * m) < limit else 0
-        for j in range(1, m + 1):
-            row[j] = (row[j] + row[j - 1]) if abs(i * m - j * n) < limit else 0
-    return 1.0 - row[m] / math.comb(n + m, n)
-
-
-def minimum_detectable_d(n, m, alpha=ALPHA):
-    """Smallest KS D that the exact two-sided test calls significant at `alpha` (None: none can be).
-
-    D only takes the values |i*m - j*n| / (n*m); the smallest significant one is
-    found by bisection over them with `ks_exact_p`.
-    """
-    candidates = sorted({abs(i * m - j * n) for i in range(n + 1) for j in range(m + 1)} - {0})
-    if ks_exact_p(n, m, 1.0) >= alpha:
-        return None
-    lo, hi = 0, len(candidates) - 1  # candidates[hi] is significant
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if ks_exact_p(n, m, candidates[mid] / (n * m)) < alpha:
-            hi = mid
-        else:
-            lo = mid + 1
-    return candidates[hi] / (n * m)
-
-
 def _sup_difference(curve_a, curve_b, points):
     """max(F_b - F_a) and max(F_a - F_b) over `points` (strict EDFs, both sides of each jump)."""
     at = np.concatenate([points, np.nextafter(points, np.inf)])
@@ -108,7 +71,7 @@ def _sup_difference(curve_a, curve_b, points):
 def verdict(expect, ks_p, lower, n_a, n_b, alpha=ALPHA):
     """Honest wording of one comparison: agree only when significant in the paper's direction."""
     sig = ks_p < alpha
-    smallest = minimum_detectable_d(n_a, n_b, alpha)
+    smallest = analysis.minimum_detectable_d(n_a, n_b, alpha)
     caveat = (f"n={n_a} vs {n_b}: no KS D is significant at p<{alpha} with so few models" if smallest is None
               else f"n={n_a} vs {n_b}: only KS D >= {smallest:.2f} is detectable at p<{alpha} (exact test)")
     if expect == "same":
@@ -174,19 +137,11 @@ def summarize(errors_by_space, flops_by_space, pairs=PAPER_PAIRS, alpha=ALPHA):
             "spaces": spaces, "comparisons": comparisons}
 
 
-def spearman(short, long):
-    """(rho, p) of scipy.stats.spearmanr; rho is NaN when either side is constant."""
-    from scipy import stats
-
-    res = stats.spearmanr(short, long)
-    return float(res[0]), float(res[1])
-
-
 def proxy_summary(rows, short_epochs, epochs):
     """The proxy check's k, epochs and Spearman rank correlation of short and long errors."""
     short = [float(r["short_error"]) for r in rows]
     long = [float(r["long_error"]) for r in rows]
-    rho, p = spearman(short, long)
+    rho, p = analysis.spearman(short, long)
     return {"k": len(rows), "short_epochs": short_epochs, "epochs": epochs, "spearman": rho, "p": p,
             "rows": rows}
 

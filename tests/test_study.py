@@ -86,18 +86,18 @@ def test_verdicts_are_honest():
 def test_detectability_comes_from_the_exact_ks_test():
     from scipy import stats
 
-    assert report.minimum_detectable_d(8, 8) == 0.75  # the asymptotic formula said 0.68
-    assert report.minimum_detectable_d(2, 2) is None  # no D is significant at p < 0.05
+    assert analysis.minimum_detectable_d(8, 8) == 0.75  # the asymptotic formula said 0.68
+    assert analysis.minimum_detectable_d(2, 2) is None  # no D is significant at p < 0.05
     assert "no KS D is significant" in report.verdict("better", 0.5, "b", 2, 2)[1]
     assert "only KS D >= 0.75 is detectable" in report.verdict("better", 0.5, "b", 8, 8)[1]
     rng = np.random.default_rng(0)
     for n, m in ((8, 8), (7, 12), (30, 41), (50, 50)):
         x, y = rng.normal(size=n), rng.normal(0.4, size=m)
         result = stats.ks_2samp(x, y, method="exact")
-        assert report.ks_exact_p(n, m, result.statistic) == pytest.approx(result.pvalue, rel=1e-9, abs=1e-12)
-        d = report.minimum_detectable_d(n, m)
+        assert analysis.ks_exact_p(n, m, result.statistic) == pytest.approx(result.pvalue, rel=1e-9, abs=1e-12)
+        d = analysis.minimum_detectable_d(n, m)
         below = max(v for v in {abs(i * m - j * n) / (n * m) for i in range(n + 1) for j in range(m + 1)} if v < d)
-        assert report.ks_exact_p(n, m, d) < 0.05 <= report.ks_exact_p(n, m, below)
+        assert analysis.ks_exact_p(n, m, d) < 0.05 <= analysis.ks_exact_p(n, m, below)
 
 
 def _png_ok(path):
@@ -141,7 +141,7 @@ def test_proxy_helpers():
     assert [r["val_error"] for r in picked] == [0.1, 0.3, 0.5]
     assert study.pick_spread(rows, 3) == picked and len(study.pick_spread(rows, 9)) == 5
     short, long = [0.1, 0.2, 0.3, 0.4, 0.5], [0.15, 0.1, 0.35, 0.3, 0.6]
-    rho, p = report.spearman(short, long)
+    rho, p = analysis.spearman(short, long)
     ref = stats.spearmanr(short, long)
     assert rho == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue) and rho == pytest.approx(0.8)
 
