@@ -6,6 +6,7 @@ TensorFlow; model constructors are loaded lazily on first access so that
 """
 
 from keras_regnet import saving as _saving
+from keras_regnet import zoo as _zoo
 from keras_regnet.specs import AnyNetSpec, StageSpec, regnet_spec
 
 # Custom layers, the optimizer and the loss register with Keras as soon as Keras
@@ -15,14 +16,9 @@ _saving.install()
 
 __version__ = "0.1.0"
 
+# Loaded from keras_regnet.models on first access: one constructor per zoo model, and the rest.
 _MODEL_NAMES = {
-    "AnyNet", "RegNetX32", "anynet_from_params", "load_weights", "preprocess_input", "decode_predictions",
-    "RegNetX002", "RegNetX004", "RegNetX006", "RegNetX008", "RegNetX016",
-    "RegNetX032", "RegNetX040", "RegNetX064", "RegNetX080", "RegNetX120",
-    "RegNetX160", "RegNetX320",
-    "RegNetY002", "RegNetY004", "RegNetY006", "RegNetY008", "RegNetY016",
-    "RegNetY032", "RegNetY040", "RegNetY064", "RegNetY080", "RegNetY120",
-    "RegNetY160", "RegNetY320",
+    *_zoo.names(), "AnyNet", "anynet_from_params", "load_weights", "preprocess_input", "decode_predictions",
 }
 
 

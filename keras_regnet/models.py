@@ -198,70 +198,52 @@ def anynet_from_params(params, *, input_shape=None, classes=10, **kwargs):
     return AnyNet(spec, input_shape=input_shape or (32, 32, 3), classes=classes, **kwargs)
 
 
-def _zoo_model(zoo_name, *, include_top, weights, input_tensor, input_shape, pooling, classes,
-               classifier_activation, include_preprocessing, name):
-    return _build(
-        zoo.get_spec(zoo_name), zoo_name=zoo_name, default_shape=zoo.default_input_shape(zoo_name),
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation,
-        include_preprocessing=include_preprocessing, name=name)
-
-
-def RegNetX32(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=10,
-    classifier_activation="softmax",
-    include_preprocessing=True,
-    name="regnetx32",
-):
-    return _zoo_model(
-        "RegNetX32", include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation,
-        include_preprocessing=include_preprocessing, name=name)
-
-
-RegNetX32.__doc__ = BASE_DOCSTRING.format(
-    name="RegNetX32", extra=" of d2l (Dive into Deep Learning, section 8.8)",
-    what="Stem 32; stages (4 blocks, width 32) and (6, 80), group width 16, no bottleneck.",
-    imagenet="", default_weights="None", min_size=8, default_shape=(96, 96, 1), channels=1,
-    classes=10)
+def _zoo_docstring(zoo_name):
+    entry = zoo.get_entry(zoo_name)
+    spec = zoo.get_spec(zoo_name)
+    if entry.source == "tf-keras":
+        extra = f" ({entry.block.upper()} block, about {int(zoo_name[-3:]) / 10:g} GF)"
+        what = "tf-keras shipped it and Keras 3 dropped it; same weights, same outputs."
+        imagenet, default_weights = '`"imagenet"` (the weights tf-keras published), ', '"imagenet"'
+    else:
+        extra = " of d2l (Dive into Deep Learning, section 8.8)"
+        stages = " and ".join(f"({s.depth} blocks, width {s.width})" for s in spec.stages)
+        what = f"Stem {spec.stem_width}; stages {stages}, group width {entry.group_width}, no bottleneck."
+        imagenet, default_weights = "", "None"
+    return BASE_DOCSTRING.format(
+        name=zoo_name, extra=extra, what=what, imagenet=imagenet, default_weights=default_weights,
+        min_size=spec.min_input_size, default_shape=entry.input_shape, channels=entry.input_shape[2],
+        classes=entry.classes)
 
 
 def _make_zoo_constructor(zoo_name):
+    entry = zoo.get_entry(zoo_name)
+
     def constructor(
         include_top=True,
-        weights="imagenet",
+        weights="imagenet" if entry.source == "tf-keras" else None,
         input_tensor=None,
         input_shape=None,
         pooling=None,
-        classes=1000,
+        classes=entry.classes,
         classifier_activation="softmax",
         include_preprocessing=True,
         name=zoo_name.lower(),
     ):
-        return _zoo_model(
-            zoo_name, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        return _build(
+            zoo.get_spec(zoo_name), zoo_name=zoo_name, default_shape=entry.input_shape,
+            include_top=include_top, weights=weights, input_tensor=input_tensor,
             input_shape=input_shape, pooling=pooling, classes=classes,
             classifier_activation=classifier_activation,
             include_preprocessing=include_preprocessing, name=name)
 
-    gflops = int(zoo_name[-3:]) / 10
     constructor.__name__ = constructor.__qualname__ = zoo_name
-    constructor.__doc__ = BASE_DOCSTRING.format(
-        name=zoo_name, extra=f" ({'X' if zoo_name[6] == 'X' else 'Y'} block, about {gflops:g} GF)",
-        what="tf-keras shipped it and Keras 3 dropped it; same weights, same outputs.",
-        imagenet='`"imagenet"` (the weights tf-keras published), ', default_weights='"imagenet"',
-        min_size=32, default_shape=(224, 224, 3), channels=3, classes=1000)
+    constructor.__doc__ = _zoo_docstring(zoo_name)
     return constructor
 
 
-for _zoo_name in zoo.TF_KERAS_MODELS:
+# One constructor per zoo row (RegNetX32, RegNetX002 ... RegNetY320), as module-level names.
+for _zoo_name in zoo.names():
     globals()[_zoo_name] = _make_zoo_constructor(_zoo_name)
 del _zoo_name
 
@@ -278,14 +260,13 @@ def build_model(model, *, input_shape=None, classes=None, weights=None, **kwargs
     if name in zoo.ZOO:
         input_shape = input_shape or zoo.default_input_shape(name)
         classes = classes or zoo.default_classes(name)
-        constructor = RegNetX32 if name == "RegNetX32" else globals()[name]
-        return constructor(weights=weights, input_shape=input_shape, classes=classes, **kwargs)
+        return globals()[name](weights=weights, input_shape=input_shape, classes=classes, **kwargs)
     safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in name) or "anynet"
     kwargs.setdefault("name", safe)
     return AnyNet(spec, weights=weights, input_shape=input_shape or (224, 224, 3),
                   classes=classes or 1000, **kwargs)
 
-__all__ = ["AnyNet", "anynet_from_params", "build_model", "RegNetX32", "load_weights", *zoo.TF_KERAS_MODELS]
+__all__ = ["AnyNet", "anynet_from_params", "build_model", "load_weights", *zoo.names()]
 
 
 def preprocess_input(x, data_format=None):
