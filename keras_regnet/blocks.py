@@ -97,6 +97,8 @@ def inception_block(x, width_in, stage, stride, name):
     return layers.Concatenate(name=f"{name}_concat")([b1, b2, b3, b4])
 
 
+# Keyed as `complexity.BLOCK_COUNTERS`, which counts the flops, params and acts of each block
+# built here (the counters stay in that module, free of Keras).
 BLOCK_BUILDERS = {
     "x": bottleneck_block,
     "y": bottleneck_block,

@@ -34,7 +34,7 @@ class Complexity:
 
 
 class _Counter:
-    """Running (h, w, flops, params, acts), like pycls's `cx` dict (VGG/Inception)."""
+    """Running (h, w, flops, params, acts) of a block, like pycls's `cx` dict (VGG/Inception)."""
 
     __slots__ = ("h", "w", "flops", "params", "acts")
 
@@ -54,18 +54,11 @@ class _Counter:
         self.h, self.w = (self.h - 1) // stride + 1, (self.w - 1) // stride + 1
         self.acts += width * self.h * self.w
 
-    def linear(self, w_in, w_out):
-        self.flops += w_in * w_out + w_out
-        self.params += w_in * w_out + w_out
-        self.acts += w_out
 
-
-def _bottleneck_terms(h, w, w_in, w_out, w_b, group_width, se_ratio, stride):
-    """(flops, params, acts, h, w) of one X/Y block: pycls's terms, inlined.
-
-    This is the hot path of design-space sampling, hence plain arithmetic.
-    """
-    groups = w_b // group_width
+def _bottleneck_block(h, w, w_in, stage, stride):
+    """The X block (Y with SE): pycls's terms, inlined (the hot path of design-space sampling)."""
+    w_out, w_b, se_ratio = stage.width, stage.bottleneck_width, stage.se_ratio
+    groups = w_b // stage.group_width
     h2, w2 = (h - 1) // stride + 1, (w - 1) // stride + 1
     hw, hw2 = h * w, h2 * w2
     flops = w_in * w_b * hw + 9 * w_b * w_b * hw2 // groups + w_b * w_out * hw2
@@ -83,38 +76,19 @@ def _bottleneck_terms(h, w, w_in, w_out, w_b, group_width, se_ratio, stride):
     return flops, params, acts, h2, w2
 
 
-def _count_bottleneck(spec, h, w, channels, classes):
-    """Fast path of `count` for X/Y networks: one term per distinct block."""
-    w_in = spec.stem_width
-    stride = spec.stem_stride
-    h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
-    flops = 9 * channels * w_in * h * w
-    params = 9 * channels * w_in + 2 * w_in
-    acts = w_in * h * w
-    for stage in spec.stages:
-        w_out, w_b, g, se = stage.width, stage.bottleneck_width, stage.group_width, stage.se_ratio
-        f, p, a, h, w = _bottleneck_terms(h, w, w_in, w_out, w_b, g, se, stage.stride)
-        flops, params, acts = flops + f, params + p, acts + a
-        if stage.depth > 1:
-            f, p, a, _, _ = _bottleneck_terms(h, w, w_out, w_out, w_b, g, se, 1)
-            n = stage.depth - 1
-            flops, params, acts = flops + f * n, params + p * n, acts + a * n
-        w_in = w_out
-    if classes:
-        flops += w_in * classes + classes
-        params += w_in * classes + classes
-        acts += classes
-    return Complexity(flops, params, acts)
-
-
-def _vgg_block(cx, w_in, stage, stride):
+def _vgg_block(h, w, w_in, stage, stride):
+    """The blog's VGG block: 3x3 conv, BN (ReLU free), then a max-pool when striding."""
+    cx = _Counter(h, w)
     cx.conv(w_in, stage.width, 3)
     cx.bn(stage.width)
     if stride != 1:
         cx.pool(stage.width, stride)
+    return cx.flops, cx.params, cx.acts, cx.h, cx.w
 
 
-def _inception_block(cx, w_in, stage, stride):
+def _inception_block(h, w, w_in, stage, stride):
+    """The blog's Inception block: a max-pool when striding, then four branches (1/4, 1/2, 1/8, 1/8)."""
+    cx = _Counter(h, w)
     if stride != 1:
         cx.pool(w_in, stride)
     c = stage.width
@@ -131,9 +105,16 @@ def _inception_block(cx, w_in, stage, stride):
     cx.pool(w_in, 1)
     cx.conv(w_in, c // 8, 1)
     cx.bn(c // 8)
+    return cx.flops, cx.params, cx.acts, cx.h, cx.w
 
 
-_BLOCKS = {
+# One counter per block type, keyed as `blocks.BLOCK_BUILDERS` (which imports Keras, so the
+# counters live here, pure): counter(h, w, w_in, stage, stride) -> (flops, params, acts, h, w)
+# of the one block that builder(x, width_in, stage, stride, name) adds to a model.
+BLOCK_COUNTERS = {
+    "x": _bottleneck_block,
+    "y": _bottleneck_block,
+    "resnet_bottleneck": _bottleneck_block,
     "vgg": _vgg_block,
     "inception": _inception_block,
 }
@@ -158,26 +139,25 @@ def count(spec, input_shape=(224, 224, 3), classes=1000):
     h, w, channels = _check_shape(input_shape, spec.min_input_size)
     if type(classes) is not int or classes < 0:  # the plain int skips the check's message formatting
         classes = check_int("classes", classes, 0)
-    if spec.block in ("x", "y", "resnet_bottleneck"):
-        return _count_bottleneck(spec, h, w, channels, classes)
-    cx = _Counter(h, w)
-    cx.conv(channels, spec.stem_width, 3, spec.stem_stride)
-    cx.bn(spec.stem_width)
-    block = _BLOCKS[spec.block]
-    w_in = spec.stem_width
+    block = BLOCK_COUNTERS[spec.block]
+    w_in, stride = spec.stem_width, spec.stem_stride
+    h, w = (h - 1) // stride + 1, (w - 1) // stride + 1  # the stem: 3x3 conv, BN
+    flops = 9 * channels * w_in * h * w
+    params = 9 * channels * w_in + 2 * w_in
+    acts = w_in * h * w
     for stage in spec.stages:
-        block(cx, w_in, stage, stage.stride)
-        w_in = stage.width
+        f, p, a, h, w = block(h, w, w_in, stage, stage.stride)
+        flops, params, acts = flops + f, params + p, acts + a
         if stage.depth > 1:  # the other blocks are identical: count one, multiply
-            before = (cx.flops, cx.params, cx.acts)
-            block(cx, w_in, stage, 1)
-            repeats = stage.depth - 2
-            cx.flops += (cx.flops - before[0]) * repeats
-            cx.params += (cx.params - before[1]) * repeats
-            cx.acts += (cx.acts - before[2]) * repeats
-    if classes:
-        cx.linear(w_in, classes)
-    return Complexity(cx.flops, cx.params, cx.acts)
+            f, p, a, _, _ = block(h, w, stage.width, stage, 1)
+            n = stage.depth - 1
+            flops, params, acts = flops + f * n, params + p * n, acts + a * n
+        w_in = stage.width
+    if classes:  # the head: global average pooling (free), then the classifier
+        flops += w_in * classes + classes
+        params += w_in * classes + classes
+        acts += classes
+    return Complexity(flops, params, acts)
 
 
 def check_buildable(spec, input_shape, classes):

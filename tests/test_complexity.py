@@ -73,3 +73,9 @@ def test_bad_input():
         complexity.count(spec, (224, 224))
     with pytest.raises(ValueError, match="classes"):
         complexity.count(spec, classes=-1)
+
+
+def test_every_block_builder_has_a_counter():
+    from keras_regnet import blocks, specs
+
+    assert set(complexity.BLOCK_COUNTERS) == set(blocks.BLOCK_BUILDERS) == set(specs.BLOCKS)
