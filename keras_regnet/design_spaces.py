@@ -298,7 +298,7 @@ class DesignSpace:
 
     name = None
     parent = None  # name of the space this one conditions, if any
-    _PARAMS = ()  # constructor parameter names, in order
+    _ARGUMENTS = ()  # constructor parameter names, in order
 
     def _init_common(self, num_stages, stem_width, flops, params, acts, input_shape, classes, max_tries):
         n = self.name
@@ -320,7 +320,7 @@ class DesignSpace:
     def to_dict(self):
         """The space's parameters as a JSON-safe dict; ``get(**d)`` rebuilds it."""
         out = {"name": self.name}
-        for key in self._PARAMS:
+        for key in self._ARGUMENTS:
             value = getattr(self, key)
             if isinstance(value, tuple):
                 value = [_json_number(v) for v in value]
@@ -522,7 +522,7 @@ class _AnyNetX(DesignSpace):
     monotone_widths = False
     monotone_depths = False
 
-    _PARAMS = (
+    _ARGUMENTS = (
         "num_stages", "stem_width", "depth", "width", "width_step", "bottleneck_ratios", "group_widths",
         "flops", "params", "acts", "input_shape", "classes", "max_tries",
     )
@@ -780,7 +780,7 @@ class RegNet(DesignSpace):
     parent = None  # RegNets need not lie in AnyNetX_E's depth/width ranges
     W_0_STEP, W_A_STEP, W_M_STEP, Q = 8, 0.1, 0.001, 8
 
-    _PARAMS = (
+    _ARGUMENTS = (
         "num_stages", "stem_width", "depth", "w_0", "w_a", "w_m", "bottleneck_ratios", "group_widths",
         "flops", "params", "acts", "input_shape", "classes", "max_tries",
     )
@@ -967,10 +967,10 @@ def get(name, **overrides):
         cls = {key.lower(): value for key, value in SPACES.items()}.get(name.lower())
     if cls is None:
         raise ValueError(f"unknown design space {name!r}; choose one of: {', '.join(SPACES)}")
-    unknown = sorted(set(overrides) - set(cls._PARAMS))
+    unknown = sorted(set(overrides) - set(cls._ARGUMENTS))
     if unknown:
         raise ValueError(
             f"{cls.name}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
-            f"valid ones: {', '.join(cls._PARAMS)}"
+            f"valid ones: {', '.join(cls._ARGUMENTS)}"
         )
     return cls(**overrides)
