@@ -34,11 +34,7 @@ def load_keras_model(path):
     if not path.endswith(".keras"):
         raise ValueError(f"--model {path!r}: expected a .keras file "
                          "(saved with model.save('name.keras'))")
-    try:
-        import keras_regnet.layers  # noqa: F401 - registers custom layers
-    except ImportError:
-        pass
-    import keras
+    import keras  # `import keras_regnet` registered the package's layers for this
 
     try:
         return keras.saving.load_model(path, compile=False)
@@ -48,8 +44,10 @@ def load_keras_model(path):
 
 
 def run(args):
+    from keras_regnet.backends import require_tensorflow
     from keras_regnet.export import export_saved_model
 
+    require_tensorflow("keras-regnet export (a TF Serving SavedModel)")
     if args.version < 1:  # fail before the (slow) model load
         raise ValueError(f"--version must be >= 1, got {args.version}")
     model = load_keras_model(args.model)

@@ -41,6 +41,9 @@ def add_arguments(parser):
     parser.add_argument("--strategy", default=None, choices=("auto", "mirrored", "multiworker"),
                         help="tf.distribute strategy (default: auto; multiworker reads TF_CONFIG)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    parser.add_argument("--backend", default=None, choices=("tensorflow", "jax", "torch"),
+                        help="Keras backend (default: $KERAS_BACKEND, else tensorflow); jax and torch need "
+                             "pip install 'keras-regnet[jax]' or '[torch]'")
     parser.add_argument("--out", default=None,
                         help="output folder (default: runs/<model>-<dataset>); re-running with "
                              "the same folder resumes a killed run")
@@ -64,9 +67,13 @@ def config_from_args(args):
 
 
 def run(args):
+    config = config_from_args(args)
+    if args.backend:
+        from keras_regnet import backends
+
+        backends.select(args.backend)  # before Keras loads
     from keras_regnet import training
 
-    config = config_from_args(args)
     summary = training.train(config)
     accuracy = summary["accuracy"]
     best = accuracy["best_validation"]

@@ -2,8 +2,9 @@
 
 Only the chief writes into the run's output folder; every other worker writes
 its (identical) outputs into ``out/<task_type>-<task_id>``, as the TensorFlow
-multi-worker guide recommends. TensorFlow only: another Keras backend gets a
-clear error from `make_strategy` for anything but ``"auto"``.
+multi-worker guide recommends. TensorFlow only: under another Keras backend
+``"auto"`` is TensorFlow's default (no-op) strategy and the others are refused
+with an error that says so.
 """
 
 import json
@@ -16,8 +17,12 @@ def make_strategy(name):
     """The `tf.distribute` strategy for `name` (create it before any other TF work)."""
     import tensorflow as tf
 
+    from keras_regnet.backends import require_tensorflow
+
     if name not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; received {name!r}.")
+    if name != "auto":
+        require_tensorflow(f"--strategy {name} (tf.distribute)")
     if name == "auto":
         return tf.distribute.get_strategy()
     if name == "mirrored":

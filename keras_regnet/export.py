@@ -170,6 +170,9 @@ def export_saved_model(
     Returns:
         The version folder path (str).
     """
+    from keras_regnet.backends import require_tensorflow
+
+    require_tensorflow("SavedModel export")
     version_dir = _check_arguments(
         path, version, input_dtype, logits, overwrite, verify
     )

@@ -33,10 +33,9 @@ Notes on the choices:
   linear (``classifier_activation=None``) -> True; anything else is refused.
 - Mixed precision (``"bf16"`` / ``"fp16"``) sets Keras's global dtype policy
   before the model is built; the classifier is kept in float32 (see
-  `float32_classifier`). ``"fp16"`` is for GPUs and refused without one: on
-  our CPUs it trained RegNetX32 at 13 img/s against 360 img/s in float32
-  (TensorFlow has few float16 CPU kernels); ``"bf16"`` is the CPU choice
-  (AVX512-BF16/AMX). Keras adds loss scaling for fp16 by itself.
+  `float32_classifier`). ``"fp16"`` is for GPUs and refused without one:
+  TensorFlow has few float16 CPU kernels, so it trains far slower than float32
+  there (README, "Training"); ``"bf16"`` is the CPU choice (AVX512-BF16/AMX). Keras adds loss scaling for fp16 by itself.
 - Resume: at the end of every epoch the weights and optimizer state go to
   ``OUT/backup/epoch-<n>.weights.h5`` (written to a temporary file, then
   renamed), and only then ``OUT/backup/state.json`` (atomic) names that file,
@@ -527,8 +526,7 @@ def train(config):
 
     if config.mixed_precision == "fp16" and not tf.config.list_physical_devices("GPU"):
         raise ValueError("--mixed-precision fp16 needs a GPU: on CPU TensorFlow runs float16 "
-                         "~25x slower than float32 (measured: 13 vs 360 img/s); use bf16 on "
-                         "CPUs (AVX512-BF16/AMX) or off.")
+                         "about 25x slower than float32; use bf16 on CPUs (AVX512-BF16/AMX) or off.")
 
     from keras_regnet import data as data_lib
     from keras_regnet.models import build_model
@@ -590,7 +588,7 @@ def train(config):
         callbacks = [*make_callbacks(out, initial_best=best_before), throughput, backup]
         if strategy.num_replicas_in_sync > 1:
             callbacks.insert(0, distribute.sync_statistics_callback(strategy))
-        model.fit(ds.train, validation_data=ds.validation, epochs=config.epochs, initial_epoch=initial_epoch,
+        model.fit(ds.train, validation_data=ds.validation, epochs=config.epochs, initial_epoch=initial_epoch, shuffle=False,
                   callbacks=callbacks, verbose=config.verbose)
         test_loss, test_accuracy = model.evaluate(ds.test, verbose=0)
     finally:
@@ -621,6 +619,7 @@ def train(config):
         "wall_time_s": round(before["wall_time_s"] + time.perf_counter() - start, 3),
         "wall_time_this_run_s": round(time.perf_counter() - start, 3),
         "images_per_second": round(images_per_second, 1) if images_per_second else None,
+        "backend": keras.backend.backend(),
         "replicas": strategy.num_replicas_in_sync,
         "task": {"type": task_type, "id": task_id, "chief": chief},
         "mixed_precision": config.mixed_precision,
