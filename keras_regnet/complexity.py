@@ -12,7 +12,6 @@ import dataclasses
 from keras_regnet.specs import AnyNetSpec
 from keras_regnet.validation import check_input_shape, check_int
 
-
 # The largest network the builders accept (per image): 30x RegNetY-32GF's params, ~30x its
 # flops and activations at 224x224. Beyond them a model would exhaust memory while it is built.
 MAX_PARAMS = 4_000_000_000

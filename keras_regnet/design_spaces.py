@@ -79,8 +79,8 @@ import math
 import numpy as np
 
 from keras_regnet import complexity
-from keras_regnet.validation import check_input_shape, check_int, check_number, is_int, is_number
 from keras_regnet.specs import AnyNetSpec, StageSpec, make_compatible, quantized_widths_batch, regnet_spec
+from keras_regnet.validation import check_input_shape, check_int, check_number, is_int, is_number
 
 __all__ = [
     "DesignSpace",
