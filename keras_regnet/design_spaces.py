@@ -304,15 +304,16 @@ class DesignSpace:
         n = self.name
         self.num_stages = _check_int(n, "num_stages", num_stages, 1)
         self.stem_width = _check_int(n, "stem_width", stem_width, 1)
-        self.flops = _check_window(n, "flops", flops)
-        self.params = _check_window(n, "params", params)
-        self.acts = _check_window(n, "acts", acts)
+        # Complexity windows: (lo, hi) of flops, parameter count and activations, or None.
+        self.flops_window = _check_window(n, "flops", flops)
+        self.params_window = _check_window(n, "params", params)
+        self.acts_window = _check_window(n, "acts", acts)
         self.input_shape = check_input_shape(f"{n}: input_shape", input_shape, integral_floats=True)
         self.classes = _check_int(n, "classes", classes, 0)
         self.max_tries = _check_int(n, "max_tries", max_tries, 1)
         self._windows = tuple(
-            (key, window) for key, window in (("flops", self.flops), ("params", self.params), ("acts", self.acts))
-            if window is not None
+            (key, getattr(self, f"{key}_window")) for key in ("flops", "params", "acts")
+            if getattr(self, f"{key}_window") is not None
         )
 
     # -- description ---------------------------------------------------------
@@ -321,7 +322,7 @@ class DesignSpace:
         """The space's parameters as a JSON-safe dict; ``get(**d)`` rebuilds it."""
         out = {"name": self.name}
         for key in self._ARGUMENTS:
-            value = getattr(self, key)
+            value = getattr(self, f"{key}_window" if key in ("flops", "params", "acts") else key)
             if isinstance(value, tuple):
                 value = [_json_number(v) for v in value]
             out[key] = value

@@ -120,7 +120,7 @@ def run_study(spaces=SPACES, *, samples=SAMPLES, flops=FLOPS, proxy_check=0, con
                                oracle_port=space_config.oracle_port, worker_id=config.worker_id)
         prepared.append(search.prepare_search(space, ds, space_config, name=space.name))
     print(f"study: {len(spaces)} spaces x {samples} samples x {config.epochs} epochs, flops "
-          f"{report.window_text(spaces[0].flops)}, {config.worker_count()} worker processes -> {out}", flush=True)
+          f"{report.window_text(spaces[0].flops_window)}, {config.worker_count()} worker processes -> {out}", flush=True)
     if config.distributed == "chief":  # serve each space's oracle in turn; the workers train
         for search_of_space in prepared:
             tuning.set_distributed("chief", oracle_host=config.oracle_host,
@@ -156,7 +156,7 @@ def run_study(spaces=SPACES, *, samples=SAMPLES, flops=FLOPS, proxy_check=0, con
 
 def _shared_window(spaces):
     """The flop window shared by all spaces (None if they differ or have none)."""
-    windows = {s.flops for s in spaces}
+    windows = {s.flops_window for s in spaces}
     if len(windows) != 1 or None in windows:
         return None
     lo, hi = windows.pop()

@@ -45,23 +45,26 @@ def _outside(value, minimum, maximum, min_open, max_open):
     return maximum is not None and (value >= maximum if max_open else value > maximum)
 
 
+def _message(name, kind, value, minimum, maximum, min_open=False, max_open=False):
+    allowed = f"{kind} {_allowed(minimum, maximum, min_open, max_open)}".rstrip()
+    return f"{name} must be {allowed}, got {value!r}"
+
+
 def check_int(name, value, minimum=None, maximum=None, *, integral_floats=False):
     """`value` as an int within [minimum, maximum] (None: unbounded)."""
-    allowed = f"an int {_allowed(minimum, maximum, False, False)}".rstrip()
     if not is_int(value, integral_floats=integral_floats):
-        raise ArgumentTypeError(f"{name} must be {allowed}, got {value!r}")
+        raise ArgumentTypeError(_message(name, "an int", value, minimum, maximum))
     if _outside(value, minimum, maximum, False, False):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+        raise ValueError(_message(name, "an int", value, minimum, maximum))
     return int(value)
 
 
 def check_number(name, value, minimum=None, maximum=None, *, min_open=False, max_open=False):
     """`value` as a finite float within the bounds (open or closed at each end)."""
-    allowed = f"a finite number {_allowed(minimum, maximum, min_open, max_open)}".rstrip()
     if not is_number(value):
-        raise ArgumentTypeError(f"{name} must be {allowed}, got {value!r}")
+        raise ArgumentTypeError(_message(name, "a finite number", value, minimum, maximum, min_open, max_open))
     if not math.isfinite(value) or _outside(value, minimum, maximum, min_open, max_open):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+        raise ValueError(_message(name, "a finite number", value, minimum, maximum, min_open, max_open))
     return float(value)
 
 
