@@ -24,9 +24,17 @@ loop), after warm-up, SGD(0.05), batch 128, 96x96x1, 10 classes. Inference is
 one `tf.function` calling the model with `training=False` (PyTorch: eval mode
 under `torch.inference_mode`).
 
+With `--backend tensorflow,jax,torch` it measures instead `keras_regnet.RegNetX32`
+itself on each Keras backend (one subprocess per backend, `KERAS_BACKEND=...`):
+training img/s (`train_on_batch` on one fixed random batch, after warm-up) and
+inference img/s (`predict_on_batch`), and prints one table of all backends with
+each figure's ratio to the fastest.
+
 Usage:
     python bench/throughput.py [--batch-size 128] [--steps 8] [--stock-steps 2] [--rounds 1]
                                [--no-torch] [--no-stock] [--no-sizes] [--json PATH]
+    python bench/throughput.py --backend tensorflow,jax,torch [--batch-size 128] [--size 96]
+                               [--steps 8] [--reps 12] [--rounds 1] [--json PATH]
 """
 
 import argparse
@@ -431,6 +439,134 @@ def load_average():
         return "n/a"
 
 
+# ----------------------------------------------------------------------------- --backend
+
+# One backend's figures, in a subprocess started with KERAS_BACKEND set: only
+# keras_regnet.RegNetX32 and the backend, nothing else imported.
+BACKEND_SCRIPT = r"""
+import json, os, sys, time
+import numpy as np
+import keras
+import keras_regnet
+
+batch, size, steps, reps = (int(v) for v in sys.argv[1:5])
+
+
+def cpu():
+    t = os.times()
+    return t.user + t.system
+
+
+rng = np.random.default_rng(0)
+x = rng.uniform(0, 255, (batch, size, size, 1)).astype("float32")
+y = rng.integers(0, 10, batch).astype("int32")
+keras.utils.set_random_seed(0)
+model = keras_regnet.RegNetX32(input_shape=(size, size, 1))
+model.compile(optimizer=keras.optimizers.SGD(0.05), loss=keras.losses.SparseCategoricalCrossentropy())
+result = {"backend": keras.backend.backend(), "keras": keras.__version__, "shares": {}}
+module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[keras.backend.backend()]
+result["version"] = __import__(module).__version__
+if module == "torch":
+    import torch
+
+    result["version"] += f" ({torch.get_num_threads()} threads)"
+start = time.perf_counter()
+for _ in range(2):  # warm-up: tracing / compilation
+    loss = model.train_on_batch(x, y)
+result["warmup_s"] = time.perf_counter() - start
+start, c = time.perf_counter(), cpu()
+for _ in range(steps):
+    loss = model.train_on_batch(x, y)
+seconds = time.perf_counter() - start
+result["train"] = steps * batch / seconds
+result["shares"]["train"] = (cpu() - c) / seconds / os.cpu_count()
+result["loss"] = float(np.asarray(loss))
+for _ in range(2):
+    model.predict_on_batch(x)
+start, c = time.perf_counter(), cpu()
+for _ in range(reps):
+    np.asarray(model.predict_on_batch(x))
+seconds = time.perf_counter() - start
+result["infer"] = reps * batch / seconds
+result["shares"]["infer"] = (cpu() - c) / seconds / os.cpu_count()
+print("BACKEND_RESULTS " + json.dumps(result))
+"""
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def backend_figures(backend, batch, size, steps, reps):
+    """One backend's RegNetX32 train/infer img/s, in a subprocess; (None, why) if it fails."""
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    result = subprocess.run(
+        [sys.executable, "-c", BACKEND_SCRIPT, str(batch), str(size), str(steps), str(reps)],
+        capture_output=True, text=True, timeout=1800, env=env, cwd=root)
+    for line in result.stdout.splitlines():
+        if line.startswith("BACKEND_RESULTS "):
+            return json.loads(line[len("BACKEND_RESULTS "):]), None
+    return None, f"{backend} subprocess failed (rc {result.returncode}): {result.stderr[-800:]}"
+
+
+def backend_comparison(args):
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if not backends or unknown:
+        raise SystemExit(f"--backend takes a comma list of {', '.join(BACKENDS)}, got {args.backend!r}")
+    started = time.perf_counter()
+    load_start = load_average()
+    cores_start = effective_cores()
+    print(f"load average at start: {load_start}; effective cores: {cores_start:.2f} of {os.cpu_count()}",
+          flush=True)
+    best, notes = {}, []
+    for round_ in range(args.rounds):
+        for backend in backends:
+            if backend in best and best[backend] is None:
+                continue
+            figures, why = backend_figures(backend, args.batch_size, args.size, args.steps, args.reps)
+            if figures is None:
+                notes.append(why)
+                best[backend] = None
+                continue
+            print(f"  round {round_ + 1}, {backend}: train {figures['train']:.1f} img/s, "
+                  f"infer {figures['infer']:.1f} img/s (warm-up {figures['warmup_s']:.1f} s)", flush=True)
+            kept = best.setdefault(backend, figures)
+            for key in ("train", "infer"):
+                if figures[key] > kept[key]:
+                    kept[key] = figures[key]
+                    kept["shares"][key] = figures["shares"][key]
+    measured = {b: f for b, f in best.items() if f is not None}
+    cores_end = effective_cores()
+    print()
+    print(f"keras_regnet.RegNetX32, {args.size}x{args.size}x1, batch {args.batch_size}, 10 classes, "
+          f"float32, SGD({LEARNING_RATE}); img/s, best of {args.rounds} round(s) (train: train_on_batch, "
+          f"{args.steps} steps after 2 warm-up; infer: predict_on_batch, {args.reps} batches)")
+    if measured:
+        fastest = {k: max(f[k] for f in measured.values()) for k in ("train", "infer")}
+        print(f"  {'backend':12s} {'version':>10s} {'train':>9s} {'/fastest':>9s} {'infer':>9s} "
+              f"{'/fastest':>9s} {'cpu train':>9s} {'cpu infer':>9s}")
+        for backend, f in measured.items():
+            print(f"  {backend:12s} {f['version']:>10s} {f['train']:9.1f} {f['train'] / fastest['train']:8.2f}x "
+                  f"{f['infer']:9.1f} {f['infer'] / fastest['infer']:8.2f}x "
+                  f"{100 * f['shares']['train']:8.0f}% {100 * f['shares']['infer']:8.0f}%")
+        slow = [f"{b} {k} {fastest[k] / f[k]:.1f}x" for b, f in measured.items() for k in ("train", "infer")
+                if fastest[k] / f[k] > 2.0]
+        print("  goal (no backend more than 2x slower than the fastest): "
+              + ("met" if not slow else "MISSED: " + ", ".join(f"{s} slower" for s in slow)))
+    keras_version = next(iter(measured.values()))["keras"] if measured else "n/a"
+    print(f"keras {keras_version}; cpu: {cpu_description()[0]}, {os.cpu_count()} logical cpus")
+    print(f"load average at the end {load_average()}; effective cores {cores_start:.2f} at start, "
+          f"{cores_end:.2f} at end of {os.cpu_count()}; run took {time.perf_counter() - started:.0f} s")
+    for note in notes:
+        print(f"note: {note}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"backends": best, "effective_cores": [cores_start, cores_end], "args": vars(args)},
+                      f, indent=1, default=str)
+    return 0 if len(measured) == len(backends) else 1
+
+
 # ----------------------------------------------------------------------------- main
 
 def main():
@@ -446,7 +582,12 @@ def main():
                         help="alternate PyTorch/ours this many times and keep each figure's best "
                              "(use 2-3 on a shared machine)")
     parser.add_argument("--json", help="also write every figure to this JSON file")
+    parser.add_argument("--backend", help="comma list of Keras backends (tensorflow,jax,torch): measure "
+                                          "keras_regnet.RegNetX32 on each, in a subprocess, instead")
+    parser.add_argument("--size", type=int, default=96, help="image side for --backend")
     args = parser.parse_args()
+    if args.backend:
+        return backend_comparison(args)
     batch, steps, reps = args.batch_size, args.steps, args.reps
     started = time.perf_counter()
     fig, notes = {}, []
@@ -605,4 +746,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,18 +1,31 @@
 """Keras layers that Keras lacks or runs slowly: GroupedConv2D, FusedBatchNormalization, SqueezeExcite.
 
-Why GroupedConv2D exists: on the TensorFlow backend Keras 3 routes every
-grouped convolution through XLA ("grouped convolutions are broken on CPU
-without XLA"), and XLA's CPU grouped convolution is 30-230x slower than
-TensorFlow's native oneDNN kernel. This layer keeps `keras.layers.Conv2D`'s
-constructor, config and kernel layout (weights are interchangeable) and picks
-the fastest correct form per backend:
+Both speed layers keep their Keras parent's constructor, config and weights
+(files and weights are interchangeable with `keras.layers.Conv2D` and
+`keras.layers.BatchNormalization`, across backends) and only change how the
+result is computed, picking each backend's fastest correct form on CPU
+(figures in bench/README.md):
 
-  * TensorFlow, native grouped conv with a working gradient (oneDNN on, or a
-    GPU): one `tf.nn.conv2d` call; depthwise case (one channel per group):
-    `tf.nn.depthwise_conv2d`;
-  * TensorFlow without the native gradient (e.g. TF_ENABLE_ONEDNN_OPTS=0) and
-    JAX: G dense convolutions on channel slices, concatenated;
-  * other backends (torch): Keras' own grouped convolution, which is native.
+`GroupedConv2D` (Keras 3 forces XLA for grouped convs on TensorFlow, and
+XLA's CPU grouped conv is 30-230x slower than oneDNN's):
+
+  * TensorFlow: one native `tf.nn.conv2d` (oneDNN grouped kernel), or
+    `tf.nn.depthwise_conv2d` for one channel per group; without the native
+    gradient (TF_ENABLE_ONEDNN_OPTS=0) the split form below;
+  * JAX: G dense convolutions on channel slices, concatenated (XLA's CPU
+    grouped conv, `feature_group_count`, is ~10x slower to train);
+  * torch: one `torch.nn.functional.conv2d(groups=G)` on channels_last views
+    (Keras' own torch conv copies the input to NCHW and back for every call).
+
+`FusedBatchNormalization` (Keras computes batch norm as a dozen element-wise
+ops, differentiated one by one):
+
+  * TensorFlow: one `FusedBatchNormV3` (oneDNN's fused kernel, forward and backward);
+  * torch: one `torch.nn.functional.batch_norm` on a channels_last view (ATen's fused kernel);
+  * JAX: Keras' own computation (XLA already fuses it; one-pass moments measured no faster).
+
+Both fused forms keep Keras' semantics: the moving variance averages the
+biased batch variance (the ops' Bessel correction is undone).
 """
 
 import concurrent.futures
@@ -64,9 +77,33 @@ class GroupedConv2D(keras.layers.Conv2D):
         backend = keras.backend.backend()
         if backend == "tensorflow" and self.data_format == "channels_last":
             return self._tf_convolution(inputs, kernel)
+        if backend == "torch" and self.data_format == "channels_last":
+            return self._torch_convolution(inputs, kernel)
         if backend in ("tensorflow", "jax"):
             return self._split_convolution(inputs, kernel)
         return super().convolution_op(inputs, kernel)
+
+    def _torch_convolution(self, inputs, kernel):
+        import torch.nn.functional as F
+
+        # NHWC tensor -> NCHW view whose memory is channels_last: no copy, and
+        # oneDNN/ATen then run their channels_last kernels.
+        x = ops.convert_to_tensor(inputs).permute(0, 3, 1, 2)
+        weight = ops.convert_to_tensor(kernel).permute(3, 2, 0, 1)
+        padding = (0, 0)
+        if self.padding == "same":
+            pads = []
+            for size, k, s, d in zip(x.shape[2:], weight.shape[2:], self.strides, self.dilation_rate):
+                total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+                pads.append((total // 2, total - total // 2))  # TensorFlow's "same": the extra pad after
+            if all(before == after for before, after in pads):
+                padding = tuple(before for before, _ in pads)
+            else:
+                (top, bottom), (left, right) = pads
+                x = F.pad(x, (left, right, top, bottom))
+        outputs = F.conv2d(x, weight, stride=self.strides, padding=padding,
+                           dilation=self.dilation_rate, groups=self.groups)
+        return outputs.permute(0, 2, 3, 1)
 
     def _tf_convolution(self, inputs, kernel):
         import tensorflow as tf
@@ -102,7 +139,7 @@ class GroupedConv2D(keras.layers.Conv2D):
 
 @keras.saving.register_keras_serializable(package="keras_regnet")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
-    """`keras.layers.BatchNormalization` computed by one fused TensorFlow op.
+    """`keras.layers.BatchNormalization` computed by one fused op (TensorFlow, torch).
 
     Same arguments, config, weights (gamma, beta, moving_mean,
     moving_variance) and results as Keras' layer. Keras 3 computes batch norm
@@ -112,11 +149,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     step. On TensorFlow, for 4D channels-last inputs without a mask, renorm or
     synchronization, this layer calls `FusedBatchNormV3` instead (oneDNN's
     fused kernel forward and backward; bfloat16 activations in, float32
-    statistics inside), and falls back to Keras' computation otherwise.
+    statistics inside); on torch, `torch.nn.functional.batch_norm` (ATen's
+    fused channels_last kernel). It falls back to Keras' computation
+    otherwise, and on JAX, where XLA already fuses Keras' ops.
     """
 
     def _fused_call_supported(self, inputs, mask):
-        if keras.backend.backend() != "tensorflow" or mask is not None:
+        if keras.backend.backend() not in ("tensorflow", "torch") or mask is not None:
             return False
         if self.renorm or self.synchronized or len(inputs.shape) != 4:
             return False
@@ -127,6 +166,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not self._fused_call_supported(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
+        if keras.backend.backend() == "torch":
+            return self._torch_call(inputs, training)
         import tensorflow as tf
 
         channels = inputs.shape[-1]
@@ -154,6 +195,33 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC",
                 is_training=False)
         return ops.cast(outputs, self.compute_dtype)
+
+    def _torch_call(self, inputs, training):
+        import torch
+        import torch.nn.functional as F
+
+        x = ops.convert_to_tensor(inputs).permute(0, 3, 1, 2)  # channels_last memory, no copy
+        channels = x.shape[1]
+        count = x.numel() // channels
+        weight = ops.convert_to_tensor(self.gamma) if self.scale else None
+        bias = ops.convert_to_tensor(self.beta) if self.center else None
+        if training and self.trainable:
+            if count < 2:  # torch refuses one value per channel; Keras gives variance 0
+                return super().call(inputs, training=training)
+            # momentum=1 makes torch write this batch's mean and (unbiased) variance here.
+            mean = torch.zeros(channels, dtype=torch.float32, device=x.device)
+            variance = torch.zeros(channels, dtype=torch.float32, device=x.device)
+            outputs = F.batch_norm(x, mean, variance, weight, bias, training=True, momentum=1.0,
+                                   eps=self.epsilon)
+            variance = variance * ((count - 1) / count)  # Keras averages the biased variance
+            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(
+                self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        else:
+            outputs = F.batch_norm(
+                x, ops.convert_to_tensor(self.moving_mean), ops.convert_to_tensor(self.moving_variance),
+                weight, bias, training=False, eps=self.epsilon)
+        return ops.cast(outputs.permute(0, 2, 3, 1), self.compute_dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_regnet")
