@@ -4,24 +4,29 @@ import os
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", required=True, metavar="FILE.keras",
-                        help="trained model saved with model.save('....keras')")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="base folder; the model goes to DIR/<version>/")
-    parser.add_argument("--version", type=int, default=1,
-                        help="version subfolder, >= 1 (default: 1)")
-    parser.add_argument("--input-dtype", choices=("uint8", "float32"),
-                        default="uint8",
-                        help="dtype of the images the signature takes "
-                             "(default: uint8 raw pixels)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing, non-empty version folder")
-    parser.add_argument("--no-verify", dest="verify", action="store_false",
-                        help="skip reloading the export in a fresh process to "
-                             "compare its outputs with the model's")
-    parser.add_argument("--fold-batch-norm", action="store_true",
-                        help="fold batch norms into the convolutions for faster inference "
-                             "(outputs within 1e-4)")
+    parser.add_argument(
+        "--model", required=True, metavar="FILE.keras", help="trained model saved with model.save('....keras')"
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="base folder; the model goes to DIR/<version>/")
+    parser.add_argument("--version", type=int, default=1, help="version subfolder, >= 1 (default: 1)")
+    parser.add_argument(
+        "--input-dtype",
+        choices=("uint8", "float32"),
+        default="uint8",
+        help="dtype of the images the signature takes (default: uint8 raw pixels)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty version folder")
+    parser.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="skip reloading the export in a fresh process to compare its outputs with the model's",
+    )
+    parser.add_argument(
+        "--fold-batch-norm",
+        action="store_true",
+        help="fold batch norms into the convolutions for faster inference (outputs within 1e-4)",
+    )
 
 
 def load_keras_model(path):
@@ -32,15 +37,15 @@ def load_keras_model(path):
     if not os.path.isfile(path):
         raise ValueError(f"--model {path!r}: not a file")
     if not path.endswith(".keras"):
-        raise ValueError(f"--model {path!r}: expected a .keras file "
-                         "(saved with model.save('name.keras'))")
+        raise ValueError(f"--model {path!r}: expected a .keras file (saved with model.save('name.keras'))")
     import keras  # `import keras_regnet` registered the package's layers for this
 
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:  # corrupt zip, unknown layer, bad config...
-        raise ValueError(f"--model {path!r}: cannot be loaded as a Keras "
-                         f"model: {type(error).__name__}: {error}") from None
+        raise ValueError(
+            f"--model {path!r}: cannot be loaded as a Keras model: {type(error).__name__}: {error}"
+        ) from None
 
 
 def run(args):
@@ -52,8 +57,14 @@ def run(args):
         raise ValueError(f"--version must be >= 1, got {args.version}")
     model = load_keras_model(args.model)
     version_dir = export_saved_model(
-        model, args.out, version=args.version, input_dtype=args.input_dtype,
-        overwrite=args.overwrite, verify=args.verify, fold_batch_norm=args.fold_batch_norm)
+        model,
+        args.out,
+        version=args.version,
+        input_dtype=args.input_dtype,
+        overwrite=args.overwrite,
+        verify=args.verify,
+        fold_batch_norm=args.fold_batch_norm,
+    )
     checked = "verified in a fresh process" if args.verify else "not verified"
     print(f"exported {args.model} -> {version_dir} ({checked})")
     print(f"inspect: saved_model_cli show --dir {version_dir} --all")

@@ -44,27 +44,47 @@ def parse_int_range(text, name):
 
 
 # SearchConfig fields set by flags of the same name (--max-trials -> max_trials).
-_SEARCH_FIELDS = ("epochs", "dataset", "data_dir", "image_size", "batch_size", "lr", "seed", "out", "workers",
-                  "distributed", "oracle_host", "oracle_port", "worker_id")
+_SEARCH_FIELDS = (
+    "epochs",
+    "dataset",
+    "data_dir",
+    "image_size",
+    "batch_size",
+    "lr",
+    "seed",
+    "out",
+    "workers",
+    "distributed",
+    "oracle_host",
+    "oracle_port",
+    "worker_id",
+)
 
 
 def add_search_arguments(parser, defaults, *, port_help=""):
     """The flags that `keras-regnet search` and `study` share; help shows `defaults` (a SearchConfig)."""
     parser.add_argument("--epochs", type=int, help=f"epochs per network (default: {defaults.epochs})")
-    parser.add_argument("--dataset", help=f"digits (embedded), a prepared TFDS name or an image folder "
-                                          f"(default: {defaults.dataset})")
+    parser.add_argument(
+        "--dataset", help=f"digits (embedded), a prepared TFDS name or an image folder (default: {defaults.dataset})"
+    )
     parser.add_argument("--data-dir", help="TFDS data directory or image folder")
-    parser.add_argument("--image-size", type=int,
-                        help=f"input side (default: {defaults.image_size or 'the dataset default'})")
+    parser.add_argument(
+        "--image-size", type=int, help=f"input side (default: {defaults.image_size or 'the dataset default'})"
+    )
     parser.add_argument("--batch-size", type=int, help=f"default: {defaults.batch_size}")
-    parser.add_argument("--lr", type=float,
-                        help=f"peak learning rate (default: {defaults.lr or 'the training recipe'})")
+    parser.add_argument(
+        "--lr", type=float, help=f"peak learning rate (default: {defaults.lr or 'the training recipe'})"
+    )
     parser.add_argument("--out", help=f"output folder; rerun the same to resume (default: {defaults.out})")
     parser.add_argument("--seed", type=int, help=f"default: {defaults.seed}")
-    parser.add_argument("--workers", type=int,
-                        help="trials trained at once, each in its own process (default: one per CPU core)")
-    parser.add_argument("--distributed", choices=("chief", "worker"),
-                        help="KerasTuner chief/worker mode (one chief serves the oracle, workers train)" + port_help)
+    parser.add_argument(
+        "--workers", type=int, help="trials trained at once, each in its own process (default: one per CPU core)"
+    )
+    parser.add_argument(
+        "--distributed",
+        choices=("chief", "worker"),
+        help="KerasTuner chief/worker mode (one chief serves the oracle, workers train)" + port_help,
+    )
     parser.add_argument("--oracle-host", help=f"default: {defaults.oracle_host}")
     parser.add_argument("--oracle-port", type=int, help=f"default: {defaults.oracle_port}")
     parser.add_argument("--worker-id", help="worker name (default: the process id)")

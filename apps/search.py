@@ -11,8 +11,11 @@ def add_arguments(parser):
     parser.add_argument("--max-trials", type=int, help=f"default: {defaults.max_trials}")
     parser.add_argument("--flops", default=None, help="flop window LO:HI at the trained input size, e.g. 1M:20M")
     parser.add_argument("--params", default=None, help="parameter window LO:HI, e.g. 10k:2M")
-    parser.add_argument("--depth", default=None,
-                        help="depth range LO:HI (AnyNetX: blocks per stage, default 1:16; RegNet: total, 12:28)")
+    parser.add_argument(
+        "--depth",
+        default=None,
+        help="depth range LO:HI (AnyNetX: blocks per stage, default 1:16; RegNet: total, 12:28)",
+    )
     flags.add_search_arguments(parser, defaults)
 
 
@@ -42,6 +45,8 @@ def run(args):
     print(f"{len(done)} of {len(records)} trials completed; trials.csv in {config.out}")
     if done:
         best = min(done, key=search.val_error)
-        print(f"best: trial {best['trial_id']} val_error {search.val_error(best):.4f}; "
-              f"model in {config.out}/best_model.keras")
+        print(
+            f"best: trial {best['trial_id']} val_error {search.val_error(best):.4f}; "
+            f"model in {config.out}/best_model.keras"
+        )
     return 0

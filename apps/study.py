@@ -6,21 +6,37 @@ from keras_regnet import study
 
 def add_arguments(parser):
     lo, hi = study.FLOPS
-    parser.add_argument("--spaces", default=",".join(study.SPACES),
-                        help="comma-separated design spaces, compared in the paper's pairs (default: all six)")
+    parser.add_argument(
+        "--spaces",
+        default=",".join(study.SPACES),
+        help="comma-separated design spaces, compared in the paper's pairs (default: all six)",
+    )
     parser.add_argument("--samples", type=int, default=study.SAMPLES, help="networks sampled per space (>= 2)")
-    parser.add_argument("--flops", default=f"{lo / 1e6:g}M:{hi / 1e6:g}M",
-                        help="flop window LO:HI at the trained input size (default: %(default)s)")
-    parser.add_argument("--proxy-check", type=int, default=0, metavar="K",
-                        help=f"retrain K sampled models for {study.PROXY_FACTOR}x the epochs and report the "
-                             "Spearman rank correlation of short and long errors (0: off)")
+    parser.add_argument(
+        "--flops",
+        default=f"{lo / 1e6:g}M:{hi / 1e6:g}M",
+        help="flop window LO:HI at the trained input size (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--proxy-check",
+        type=int,
+        default=0,
+        metavar="K",
+        help=f"retrain K sampled models for {study.PROXY_FACTOR}x the epochs and report the "
+        "Spearman rank correlation of short and long errors (0: off)",
+    )
     flags.add_search_arguments(parser, study.STUDY_CONFIG, port_help="; space i uses --oracle-port + i")
 
 
 def run(args):
     spaces = [name.strip() for name in args.spaces.split(",") if name.strip()]
-    summary = study.run_study(spaces, samples=args.samples, flops=flags.parse_window(args.flops, "--flops"),
-                              proxy_check=args.proxy_check, **flags.search_settings(args))
+    summary = study.run_study(
+        spaces,
+        samples=args.samples,
+        flops=flags.parse_window(args.flops, "--flops"),
+        proxy_check=args.proxy_check,
+        **flags.search_settings(args),
+    )
     if summary is None:
         return 0
     for c in summary["comparisons"]:

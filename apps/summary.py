@@ -18,14 +18,18 @@ def parse_shape(text):
 
 def add_arguments(parser):
     parser.add_argument("model", help=f"a zoo model ({', '.join(zoo.names())}) or a spec .json file")
-    parser.add_argument("--input-shape", type=parse_shape, default=None,
-                        help="HEIGHT,WIDTH,CHANNELS (default: the model's, e.g. 96,96,1 for RegNetX32)")
+    parser.add_argument(
+        "--input-shape",
+        type=parse_shape,
+        default=None,
+        help="HEIGHT,WIDTH,CHANNELS (default: the model's, e.g. 96,96,1 for RegNetX32)",
+    )
     parser.add_argument("--classes", type=int, default=None, help="classifier width (default: the model's)")
 
 
 def _group(layer_name, model_name):
     """'stem', 'stage3', 'head' or None for a layer name."""
-    rest = layer_name[len(model_name) + 1:] if layer_name.startswith(model_name + "_") else layer_name
+    rest = layer_name[len(model_name) + 1 :] if layer_name.startswith(model_name + "_") else layer_name
     match = re.match(r"(stage\d+)_", rest)
     if match:
         return match.group(1)

@@ -1,6 +1,6 @@
 """Analytic complexity speed: `complexity.count` on 100,000 design-space samples.
 
-The issue's bar: 100,000 specs in well under 2 s. One run prints the time to
+The bar: 100,000 specs in well under 2 s. One run prints the time to
 sample the specs (not counted) and the time to count them.
 Usage: python bench/complexity_speed.py [--n 100000] [--space AnyNetX_A]
 """
@@ -28,8 +28,10 @@ def main():
         total += complexity.count(spec).flops
     counted = time.perf_counter() - start
     print(f"{args.n:,} {args.space} specs sampled in {sampled:.2f} s")
-    print(f"complexity.count on all of them: {counted:.2f} s ({counted / args.n * 1e6:.1f} us per spec; "
-          f"target: well under 2 s); mean flops {total / args.n / 1e6:,.0f} M at 224x224x3")
+    print(
+        f"complexity.count on all of them: {counted:.2f} s ({counted / args.n * 1e6:.1f} us per spec; "
+        f"target: well under 2 s); mean flops {total / args.n / 1e6:,.0f} M at 224x224x3"
+    )
 
 
 if __name__ == "__main__":

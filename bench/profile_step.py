@@ -32,14 +32,16 @@ BATCH, SIZE, CLASSES = 128, 96, 10
 
 # ----------------------------------------------------------------------------- children
 
+
 def child_ours(policy, steps):
     """Train keras_regnet.RegNetX32 (warm-up, then `steps` logged steps, then profiler steps)."""
     sys.path.insert(0, str(HERE))
     import keras
 
     keras.mixed_precision.set_global_policy(policy)
-    import keras_regnet
     from throughput import fixed_batch_dataset
+
+    import keras_regnet
 
     model = keras_regnet.RegNetX32()
     model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
@@ -79,8 +81,14 @@ def tf_op_totals(model, dataset, steps):
             for event in line.events:
                 name = plane.event_metadata[event.metadata_id].name
                 op_type = name.rsplit(":", 1)[-1]
-                if op_type in ("Process", "StartRegion", "StopRegion", "Record",
-                               "MemoryAllocation", "MemoryDeallocation"):
+                if op_type in (
+                    "Process",
+                    "StartRegion",
+                    "StopRegion",
+                    "Record",
+                    "MemoryAllocation",
+                    "MemoryDeallocation",
+                ):
                     continue
                 totals[op_type] += event.duration_ps / 1e9 / steps
                 counts[op_type] += 1 / steps
@@ -117,12 +125,17 @@ def _torch_model_code():
 
 # ----------------------------------------------------------------------------- parent
 
+
 def run_side(side, policy, steps):
     """(step ms, {primitive key: ms per step}, [TF op rows]) of one side, or None with why."""
     env = dict(os.environ, ONEDNN_VERBOSE="1", PROFILE_POLICY=policy, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(
         [sys.executable, __file__, "--child", side, "--policy", policy, "--steps", str(steps)],
-        capture_output=True, text=True, env=env, timeout=1800)
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+    )
     parts = result.stdout.split(MARK)
     if result.returncode != 0 or len(parts) < 3:
         return None, f"{side} run failed (rc {result.returncode}): {result.stderr[-400:]}"
@@ -185,36 +198,48 @@ def main():
     ours, torch = sides["ours"], sides["torch"]
     if ours is None:
         sys.exit("\n".join(notes))
-    torch_label = "PyTorch bf16 autocast, channels_last" if args.policy == "mixed_bfloat16" \
-        else "PyTorch fp32, channels_last"
-    print(f"\nRegNetX32 training step, {SIZE}x{SIZE}x1, batch {BATCH}, {args.policy}; "
-          f"ms per step, {args.steps} step(s) with ONEDNN_VERBOSE=1")
-    print(f"  step wall time with verbose logging on (throughput.py measures without): ours {ours[0]:.0f} ms"
-          + (f", {torch_label} {torch[0]:.0f} ms" if torch else ""))
+    torch_label = (
+        "PyTorch bf16 autocast, channels_last" if args.policy == "mixed_bfloat16" else "PyTorch fp32, channels_last"
+    )
+    print(
+        f"\nRegNetX32 training step, {SIZE}x{SIZE}x1, batch {BATCH}, {args.policy}; "
+        f"ms per step, {args.steps} step(s) with ONEDNN_VERBOSE=1"
+    )
+    print(
+        f"  step wall time with verbose logging on (throughput.py measures without): ours {ours[0]:.0f} ms"
+        + (f", {torch_label} {torch[0]:.0f} ms" if torch else "")
+    )
     ours_kinds = by_kind(ours[1])
     torch_kinds = by_kind(torch[1]) if torch else {}
     print(f"\n  {'oneDNN primitive kind':40s} {'ours':>9s} {'PyTorch':>9s}")
     for kind in sorted(set(ours_kinds) | set(torch_kinds), key=lambda k: -ours_kinds.get(k, 0)):
         theirs = f"{torch_kinds[kind]:9.1f}" if kind in torch_kinds else f"{'-':>9s}"
         print(f"  {kind:40s} {ours_kinds.get(kind, 0):9.1f} {theirs}")
-    print(f"  {'all oneDNN primitives':40s} {sum(ours_kinds.values()):9.1f} "
-          + (f"{sum(torch_kinds.values()):9.1f}" if torch else f"{'-':>9s}"))
+    print(
+        f"  {'all oneDNN primitives':40s} {sum(ours_kinds.values()):9.1f} "
+        + (f"{sum(torch_kinds.values()):9.1f}" if torch else f"{'-':>9s}")
+    )
 
     # The same primitive (kind, propagation, dtype, shape) on both sides.
     theirs_by_shape = collections.Counter()
     if torch:
         for (kind, prop, dtype, shape, _), ms in torch[1].items():
             theirs_by_shape[(kind, prop, dtype, shape)] += ms
-    print(f"\n  top {args.top} primitives of ours (ms per step: ours, PyTorch's for the same primitive "
-          "and shape, nan where it runs none):")
+    print(
+        f"\n  top {args.top} primitives of ours (ms per step: ours, PyTorch's for the same primitive "
+        "and shape, nan where it runs none):"
+    )
     for (kind, prop, dtype, shape, impl), ms in ours[1].most_common(args.top):
         theirs = theirs_by_shape.get((kind, prop, dtype, shape))
-        print(f"  {ms:7.1f} {theirs if theirs is not None else float('nan'):7.1f}  "
-              f"{kind} {prop} {dtype} {shape} [{impl}]")
+        print(
+            f"  {ms:7.1f} {theirs if theirs is not None else float('nan'):7.1f}  {kind} {prop} {dtype} {shape} [{impl}]"
+        )
     if ours[2]:
-        print("\n  ours, TensorFlow ops by type (tf.profiler; oneDNN ops appear as _MklNative*; "
-              "times overlap where two ops run at once):")
-        for name, ms, count in ours[2][:args.top]:
+        print(
+            "\n  ours, TensorFlow ops by type (tf.profiler; oneDNN ops appear as _MklNative*; "
+            "times overlap where two ops run at once):"
+        )
+        for name, ms, count in ours[2][: args.top]:
             print(f"  {ms:7.1f} ms  x{count:5.1f}  {name}")
     for note in notes:
         print(f"note: {note}")

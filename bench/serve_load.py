@@ -12,7 +12,7 @@ is measured alone, from /proc), then in one run:
 3. `--big-clients` concurrent maximum-size requests: how many were admitted
    (200) and refused at once (503), their latency, and the server's peak RSS
    against the goal "model + 4x the admitted bodies";
-4. one request ~7x over the limit (as in the issue: 463 MB), streamed: the
+4. one request ~7x over the limit (463 MB, as a user once sent), streamed: the
    client must read a 413, not a broken pipe.
 
     python bench/serve_load.py [--requests 400] [--batch 1] [--big-clients 8]
@@ -73,12 +73,15 @@ def reset_peak(pid):
 
 
 def start_server(model_dir, extra):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "apps.cli", "serve", "--model-dir", str(model_dir),
-         "--port", "0", *extra], cwd=REPO, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+        [sys.executable, "-m", "apps.cli", "serve", "--model-dir", str(model_dir), "--port", "0", *extra],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines, log = queue.Queue(), []
 
     def pump():
@@ -128,8 +131,7 @@ def run_level(port, body, clients, total):
             go.wait()
             for _ in range(count):
                 start = time.perf_counter()
-                conn.request("POST", PATH, body=body,
-                             headers={"Content-Type": "application/json"})
+                conn.request("POST", PATH, body=body, headers={"Content-Type": "application/json"})
                 response = conn.getresponse()
                 response.read()
                 elapsed = time.perf_counter() - start
@@ -155,8 +157,7 @@ def max_size_body(limit, size, seed=1):
     one = len(json.dumps(rng.integers(0, 256, (size, size, 1)).tolist())) + 2
     count = int((limit - 64) / one)
     while True:
-        body = json.dumps({"instances": rng.integers(0, 256, (count, size, size, 1))
-                           .tolist()}).encode()
+        body = json.dumps({"instances": rng.integers(0, 256, (count, size, size, 1)).tolist()}).encode()
         if len(body) <= limit:
             return body, count
         count -= max(1, (len(body) - limit) // one + 1)
@@ -164,20 +165,21 @@ def max_size_body(limit, size, seed=1):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=400,
-                        help="small requests per concurrency level (default 400)")
-    parser.add_argument("--batch", type=int, default=1,
-                        help="images per small request (default 1)")
-    parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 64, 200],
-                        help="concurrent clients (default 1 8 64 200)")
-    parser.add_argument("--big-clients", type=int, default=8,
-                        help="concurrent maximum-size requests (default 8)")
-    parser.add_argument("--size", type=int, default=32,
-                        help="image side, the model's input is size x size x 1 "
-                             "(default 32)")
-    parser.add_argument("--max-body-mib", type=int, default=64,
-                        help="the server's --max-body-bytes in MiB (default 64, "
-                             "the server's default)")
+    parser.add_argument("--requests", type=int, default=400, help="small requests per concurrency level (default 400)")
+    parser.add_argument("--batch", type=int, default=1, help="images per small request (default 1)")
+    parser.add_argument(
+        "--levels", type=int, nargs="+", default=[1, 8, 64, 200], help="concurrent clients (default 1 8 64 200)"
+    )
+    parser.add_argument("--big-clients", type=int, default=8, help="concurrent maximum-size requests (default 8)")
+    parser.add_argument(
+        "--size", type=int, default=32, help="image side, the model's input is size x size x 1 (default 32)"
+    )
+    parser.add_argument(
+        "--max-body-mib",
+        type=int,
+        default=64,
+        help="the server's --max-body-bytes in MiB (default 64, the server's default)",
+    )
     args = parser.parse_args(argv)
     for flag in ("requests", "batch", "big_clients", "max_body_mib", "size"):
         if getattr(args, flag) < 1:
@@ -190,54 +192,58 @@ def main(argv=None):
 
     name, model = build_model(args.size)
     limit = args.max_body_mib * MIB
-    small = json.dumps({"instances": np.random.default_rng(0).integers(
-        0, 256, (args.batch, args.size, args.size, 1)).tolist()}).encode()
+    small = json.dumps(
+        {"instances": np.random.default_rng(0).integers(0, 256, (args.batch, args.size, args.size, 1)).tolist()}
+    ).encode()
     big, big_images = max_size_body(limit, args.size)
     with tempfile.TemporaryDirectory(prefix="serve_load_") as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             export_saved_model(model, Path(tmp) / "model", verify=False)
         del model
-        proc, port, lines = start_server(Path(tmp) / "model",
-                                         ["--name", "model", "--max-body-bytes", str(limit)])
+        proc, port, lines = start_server(Path(tmp) / "model", ["--name", "model", "--max-body-bytes", str(limit)])
         try:
             run_level(port, small, 1, 10)  # warm up the graph
             model_mib = proc_kib(proc.pid, "VmRSS") / 1024
             resettable = reset_peak(proc.pid)
             inflight = 4 * limit  # the server's default --max-inflight-bytes
-            print(f"{name} {args.size}x{args.size}x1, keras-regnet serve pid {proc.pid}, defaults: "
-                  f"--max-body-bytes {limit // MIB} MiB, --max-inflight-bytes "
-                  f"{inflight // MIB} MiB, --max-concurrent 4, {RUN_BATCH} images "
-                  f"per model call; {os.cpu_count()} CPUs")
-            print(f"server RSS after load + warm-up (model): {model_mib:.0f} MiB"
-                  + ("" if resettable else "  (clear_refs refused: peaks are "
-                     "since start)"))
-            print(f"\n1) small requests: batch {args.batch}, {args.requests} "
-                  f"requests per level, {len(small)} B each")
-            print(f"{'clients':>7} {'req/s':>8} {'img/s':>8} {'p50 ms':>8} "
-                  f"{'p95 ms':>8} {'errors':>6}")
+            print(
+                f"{name} {args.size}x{args.size}x1, keras-regnet serve pid {proc.pid}, defaults: "
+                f"--max-body-bytes {limit // MIB} MiB, --max-inflight-bytes "
+                f"{inflight // MIB} MiB, --max-concurrent 4, {RUN_BATCH} images "
+                f"per model call; {os.cpu_count()} CPUs"
+            )
+            print(
+                f"server RSS after load + warm-up (model): {model_mib:.0f} MiB"
+                + ("" if resettable else "  (clear_refs refused: peaks are since start)")
+            )
+            print(f"\n1) small requests: batch {args.batch}, {args.requests} requests per level, {len(small)} B each")
+            print(f"{'clients':>7} {'req/s':>8} {'img/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6}")
             for clients in args.levels:
-                rps, p50, p95, errors = run_level(
-                    port, small, clients, max(args.requests, clients))
-                print(f"{clients:>7} {rps:>8.1f} {rps * args.batch:>8.1f} "
-                      f"{p50:>8.1f} {p95:>8.1f} {errors:>6}", flush=True)
+                rps, p50, p95, errors = run_level(port, small, clients, max(args.requests, clients))
+                print(
+                    f"{clients:>7} {rps:>8.1f} {rps * args.batch:>8.1f} {p50:>8.1f} {p95:>8.1f} {errors:>6}", flush=True
+                )
             peak = proc_kib(proc.pid, "VmHWM") / 1024
             print(f"server peak RSS: {peak:.0f} MiB (model + {peak - model_mib:.0f} MiB)")
 
             reset_peak(proc.pid)
             status, seconds, _ = post(port, big)
             peak = proc_kib(proc.pid, "VmHWM") / 1024
-            print(f"\n2) one maximum-size request alone: {len(big) / MIB:.1f} MiB, "
-                  f"{big_images} images -> {status} in {seconds:.1f} s; server peak "
-                  f"RSS {peak:.0f} MiB = model + {(peak - model_mib) / (len(big) / MIB):.2f}x "
-                  "the body")
+            print(
+                f"\n2) one maximum-size request alone: {len(big) / MIB:.1f} MiB, "
+                f"{big_images} images -> {status} in {seconds:.1f} s; server peak "
+                f"RSS {peak:.0f} MiB = model + {(peak - model_mib) / (len(big) / MIB):.2f}x "
+                "the body"
+            )
 
             reset_peak(proc.pid)
-            print(f"\n3) {args.big_clients} concurrent maximum-size requests: "
-                  f"{len(big) / MIB:.1f} MiB, {big_images} images each")
+            print(
+                f"\n3) {args.big_clients} concurrent maximum-size requests: "
+                f"{len(big) / MIB:.1f} MiB, {big_images} images each"
+            )
             with ThreadPoolExecutor(max_workers=args.big_clients) as pool:
-                results = list(pool.map(lambda _: post(port, big),
-                                        range(args.big_clients)))
+                results = list(pool.map(lambda _: post(port, big), range(args.big_clients)))
             peak = proc_kib(proc.pid, "VmHWM") / 1024
             by_status = {}
             for status, seconds, payload in results:
@@ -245,16 +251,17 @@ def main(argv=None):
                 if status == 200:
                     assert len(json.loads(payload)["predictions"]) == big_images
             for status, times in sorted(by_status.items()):
-                print(f"  {status}: {len(times)} requests, {min(times):.1f}-"
-                      f"{max(times):.1f} s")
+                print(f"  {status}: {len(times)} requests, {min(times):.1f}-{max(times):.1f} s")
             admitted = len(by_status.get(200, [])) * len(big) / MIB
             at_once = min(len(by_status.get(200, [])), inflight // len(big))
             bodies = at_once * len(big) / MIB
-            print(f"server peak RSS: {peak:.0f} MiB = model + {peak - model_mib:.0f} "
-                  f"MiB = model + {(peak - model_mib) / bodies:.2f}x the "
-                  f"{at_once} bodies admitted at once ({bodies:.0f} MiB; "
-                  f"{admitted:.0f} MiB answered 200 in all); goal <= 4x: "
-                  f"{'met' if peak - model_mib <= 4 * bodies else 'MISSED'}")
+            print(
+                f"server peak RSS: {peak:.0f} MiB = model + {peak - model_mib:.0f} "
+                f"MiB = model + {(peak - model_mib) / bodies:.2f}x the "
+                f"{at_once} bodies admitted at once ({bodies:.0f} MiB; "
+                f"{admitted:.0f} MiB answered 200 in all); goal <= 4x: "
+                f"{'met' if peak - model_mib <= 4 * bodies else 'MISSED'}"
+            )
 
             before = proc_kib(proc.pid, "VmRSS") / 1024
             reset_peak(proc.pid)
@@ -266,10 +273,8 @@ def main(argv=None):
                 for _ in range(size // MIB):
                     yield chunk
 
-            status, seconds, payload = post(port, stream(),
-                                            {"Content-Length": str(size)})
-            print(f"  {size / 1e6:.0f} MB -> {status} in {seconds:.1f} s: "
-                  f"{json.loads(payload)['error']}")
+            status, seconds, payload = post(port, stream(), {"Content-Length": str(size)})
+            print(f"  {size / 1e6:.0f} MB -> {status} in {seconds:.1f} s: {json.loads(payload)['error']}")
             peak = proc_kib(proc.pid, "VmHWM") / 1024
             print(f"server RSS before: {before:.0f} MiB, peak during it: {peak:.0f} MiB")
         finally:
@@ -282,8 +287,9 @@ def main(argv=None):
         while not lines.empty():
             noise.append(lines.get())
         tracebacks = sum("Traceback" in line for line in noise)
-        print(f"server console after start: {len(noise)} lines, {tracebacks} "
-              f"tracebacks: {''.join(noise[:3]).strip()!r}")
+        print(
+            f"server console after start: {len(noise)} lines, {tracebacks} tracebacks: {''.join(noise[:3]).strip()!r}"
+        )
     return 0
 
 

@@ -69,15 +69,39 @@ def main():
     parser.add_argument("--space", default="AnyNetX_E")
     args = parser.parse_args()
     out = tempfile.mkdtemp(prefix="study_throughput-")
-    command = [sys.executable, "-m", "apps.cli", "search", "--space", args.space, "--max-trials", str(args.trials),
-               "--epochs", "5", "--flops", "0.5M:2M", "--image-size", "32", "--batch-size", "32", "--lr", "0.05",
-               "--out", out]
+    command = [
+        sys.executable,
+        "-m",
+        "apps.cli",
+        "search",
+        "--space",
+        args.space,
+        "--max-trials",
+        str(args.trials),
+        "--epochs",
+        "5",
+        "--flops",
+        "0.5M:2M",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.05",
+        "--out",
+        out,
+    ]
     if args.workers:
         command += ["--workers", str(args.workers)]
     peaks, stop = {}, threading.Event()
     start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        command,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     sampler = threading.Thread(target=sample_tree, args=(proc.pid, stop, peaks), daemon=True)
     sampler.start()
     for line in proc.stdout:
@@ -99,15 +123,23 @@ def main():
     first, last = seconds[:10], seconds[-10:]
     coordinator = peaks.get(proc.pid, 0.0)
     workers = [v for pid, v in peaks.items() if pid != proc.pid]
-    print(f"\n{len(done)} of {len(rows)} trials completed in {wall:.0f} s (process start to exit), "
-          f"workers {args.workers or 'default (one per core)'}, {os.cpu_count()} CPUs")
-    print(f"models trained per hour: {3600 * len(done) / wall:.0f}   (goal >= 300, stretch 600; "
-          "before the worker pool: 50-69)")
-    print(f"peak RSS of any one process: {max([coordinator, *workers]):.0f} MB (coordinator {coordinator:.0f} MB, "
-          f"worker peak {max(workers, default=0):.0f} MB over {len(workers)} worker processes; goal <= 2048)")
-    print(f"per-trial wall time, mean of trials 1-10: {sum(first) / len(first):.1f} s; of the last 10: "
-          f"{sum(last) / len(last):.1f} s; ratio {sum(last) / len(last) / (sum(first) / len(first)):.2f} "
-          "(goal within 1.2x)")
+    print(
+        f"\n{len(done)} of {len(rows)} trials completed in {wall:.0f} s (process start to exit), "
+        f"workers {args.workers or 'default (one per core)'}, {os.cpu_count()} CPUs"
+    )
+    print(
+        f"models trained per hour: {3600 * len(done) / wall:.0f}   (goal >= 300, stretch 600; "
+        "before the worker pool: 50-69)"
+    )
+    print(
+        f"peak RSS of any one process: {max([coordinator, *workers]):.0f} MB (coordinator {coordinator:.0f} MB, "
+        f"worker peak {max(workers, default=0):.0f} MB over {len(workers)} worker processes; goal <= 2048)"
+    )
+    print(
+        f"per-trial wall time, mean of trials 1-10: {sum(first) / len(first):.1f} s; of the last 10: "
+        f"{sum(last) / len(last):.1f} s; ratio {sum(last) / len(last) / (sum(first) / len(first)):.2f} "
+        "(goal within 1.2x)"
+    )
 
 
 if __name__ == "__main__":

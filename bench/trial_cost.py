@@ -89,26 +89,37 @@ def main():
             t = time.perf_counter()
             model = AnyNet(spec, input_shape=ds.input_shape, classes=10)
             if variant == "stock":
-                model.compile(optimizer=keras.optimizers.SGD(
-                    learning_rate=training.make_learning_rate(config, ds.steps_per_epoch), momentum=0.9,
-                    weight_decay=config.weight_decay), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                model.compile(
+                    optimizer=keras.optimizers.SGD(
+                        learning_rate=training.make_learning_rate(config, ds.steps_per_epoch),
+                        momentum=0.9,
+                        weight_decay=config.weight_decay,
+                    ),
+                    loss="sparse_categorical_crossentropy",
+                    metrics=["accuracy"],
+                )
             else:
                 training.compile_model(model, config, ds.steps_per_epoch)
             row = {"build + compile": time.perf_counter() - t, **phases(model, ds, args.epochs)}
             row["total"] = sum(row.values())
-            print(f"  {variant:5} net {i} ({sum(spec.depths):2d} blocks): "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
+            print(
+                f"  {variant:5} net {i} ({sum(spec.depths):2d} blocks): "
+                + ", ".join(f"{k} {v:.2f}" for k, v in row.items()),
+                flush=True,
+            )
             for k, v in row.items():
                 totals.setdefault(variant, {}).setdefault(k, []).append(v)
 
     # KerasTuner's own trial loop, in process, with our optimizer: its extra cost per trial.
     out = tempfile.mkdtemp()
     try:
-        hypermodel = tuning.DesignSpaceHyperModel(space, input_shape=ds.input_shape, classes=10,
-                                                  train_config=config, steps_per_epoch=ds.steps_per_epoch)
+        hypermodel = tuning.DesignSpaceHyperModel(
+            space, input_shape=ds.input_shape, classes=10, train_config=config, steps_per_epoch=ds.steps_per_epoch
+        )
         oracle = tuning.make_oracle("random", space, max_trials=args.nets, seed=0, epochs=args.epochs)
-        tuner = keras_tuner.Tuner(oracle=oracle, hypermodel=hypermodel, directory=out, project_name="t",
-                                  max_model_size=None)
+        tuner = keras_tuner.Tuner(
+            oracle=oracle, hypermodel=hypermodel, directory=out, project_name="t", max_model_size=None
+        )
         tuner.oracle.verbose = 0
         t = time.perf_counter()
         tuner.search(ds.train, validation_data=ds.validation, epochs=args.epochs, verbose=0, shuffle=False)
@@ -121,8 +132,10 @@ def main():
     for k in totals["stock"]:
         print(f"  {k:18} {np.mean(totals['stock'][k]):7.2f} {np.mean(totals['ours'][k]):7.2f}")
     ours = np.mean(totals["ours"]["total"])
-    print(f"  KerasTuner in-process trial (other networks of the same space): {kt_per_trial:.2f} s, "
-          f"i.e. ~{kt_per_trial - ours:+.2f} s beyond a bare fit")
+    print(
+        f"  KerasTuner in-process trial (other networks of the same space): {kt_per_trial:.2f} s, "
+        f"i.e. ~{kt_per_trial - ours:+.2f} s beyond a bare fit"
+    )
     print(f"speed-up of a bare trial: {np.mean(totals['stock']['total']) / ours:.2f}x")
 
 

@@ -18,7 +18,12 @@ __version__ = "0.1.0"
 
 # Loaded from keras_regnet.models on first access: one constructor per zoo model, and the rest.
 _MODEL_NAMES = {
-    *_zoo.names(), "AnyNet", "anynet_from_params", "load_weights", "preprocess_input", "decode_predictions",
+    *_zoo.names(),
+    "AnyNet",
+    "anynet_from_params",
+    "load_weights",
+    "preprocess_input",
+    "decode_predictions",
 }
 
 

@@ -163,18 +163,13 @@ def _as_errors(x, name: str = "errors") -> np.ndarray:
 def _as_complexity(x, name: str = "complexity") -> np.ndarray:
     arr = _as_1d_float(x, name)
     if (arr <= 0).any():
-        raise ValueError(
-            f"`{name}` must be strictly positive (e.g. flops or params), "
-            f"got minimum {arr.min():g}."
-        )
+        raise ValueError(f"`{name}` must be strictly positive (e.g. flops or params), got minimum {arr.min():g}.")
     return arr
 
 
 def _check_same_length(a, b, name_a: str, name_b: str) -> None:
     if len(a) != len(b):
-        raise ValueError(
-            f"`{name_a}` and `{name_b}` must have the same length, got {len(a)} and {len(b)}."
-        )
+        raise ValueError(f"`{name_a}` and `{name_b}` must have the same length, got {len(a)} and {len(b)}.")
 
 
 def _check_range(r, name: str, *, positive: bool = False) -> tuple[float, float]:
@@ -327,9 +322,7 @@ def normalized_edf(errors, complexity, bins=10, at=None, log_bins=True, *, compl
     errors = _as_errors(errors)
     complexity = _as_complexity(complexity)
     _check_same_length(errors, complexity, "errors", "complexity")
-    weights = complexity_weights(
-        complexity, bins, log_bins=log_bins, complexity_range=complexity_range
-    )
+    weights = complexity_weights(complexity, bins, log_bins=log_bins, complexity_range=complexity_range)
     return _weighted_edf(errors, weights, at)
 
 
@@ -353,9 +346,7 @@ def ks_test(errors_a, errors_b, *, alternative="two-sided"):
     a = _as_errors(errors_a, "errors_a")
     b = _as_errors(errors_b, "errors_b")
     if alternative not in ("two-sided", "less", "greater"):
-        raise ValueError(
-            f"`alternative` must be 'two-sided', 'less' or 'greater', got {alternative!r}."
-        )
+        raise ValueError(f"`alternative` must be 'two-sided', 'less' or 'greater', got {alternative!r}.")
     res = stats.ks_2samp(a, b, alternative=alternative)
     return KSResult(float(res.statistic), float(res.pvalue))
 
@@ -488,9 +479,9 @@ class _FitGrid:
         lvl = w_0 * np.power(w_ms[:, None], np.arange(k_max)[None, :])
         lvl = np.maximum(np.rint(lvl / self.q) * self.q, self.q)
         log_lvl = np.log(lvl)
-        log_fit = np.take_along_axis(
-            log_lvl[:, None, :], ks.reshape(ks.shape[0], -1)[:, None, :], axis=2
-        ).reshape(ks.shape)
+        log_fit = np.take_along_axis(log_lvl[:, None, :], ks.reshape(ks.shape[0], -1)[:, None, :], axis=2).reshape(
+            ks.shape
+        )
         return np.abs(log_fit - self.log_obs).mean(axis=2)
 
 
@@ -555,9 +546,9 @@ def fit_regnet(
 
     # Coarse grid: log-spaced slopes (their effect is relative to w_0) + the ends.
     lo_pos = max(wa_lo, 1e-2)
-    w_as = np.unique(np.concatenate([
-        [wa_lo, wa_hi], np.geomspace(max(lo_pos, 0.25), wa_hi, _N_WA) if wa_hi > lo_pos else []
-    ]))
+    w_as = np.unique(
+        np.concatenate([[wa_lo, wa_hi], np.geomspace(max(lo_pos, 0.25), wa_hi, _N_WA) if wa_hi > lo_pos else []])
+    )
     w_as = w_as[(w_as >= wa_lo) & (w_as <= wa_hi)]
     w_ms = np.unique(np.concatenate([np.arange(wm_lo, wm_hi, _WM_STEP), [wm_hi]]))
 
@@ -648,7 +639,7 @@ def _errors_and_complexity(errors_by_space, complexity_by_space):
         return errs, None
     _check_mapping(complexity_by_space, "complexity_by_space")
     comps = {}
-    for k, v in errors_by_space.items():
+    for k in errors_by_space:
         if k not in complexity_by_space:
             raise ValueError(f"`complexity_by_space` has no entry for space {k!r}.")
         c = _as_complexity(complexity_by_space[k], f"complexity_by_space[{k!r}]")
@@ -661,8 +652,7 @@ def _draw_edf(ax, errors, complexity, bins, log_bins, complexity_range, **kw):
     if complexity is None:
         curve = edf(errors)
     else:
-        curve = normalized_edf(errors, complexity, bins=bins, log_bins=log_bins,
-                               complexity_range=complexity_range)
+        curve = normalized_edf(errors, complexity, bins=bins, log_bins=log_bins, complexity_range=complexity_range)
     x = np.concatenate([[curve.errors[0]], curve.errors])
     y = np.concatenate([[0.0], curve.fractions])
     ax.plot(x, y, drawstyle="steps-post", **kw)
@@ -720,8 +710,9 @@ def plot_edfs(
     fig = _new_figure((6.4, 4.6))
     ax = fig.add_subplot()
     for name, e in errs.items():
-        _draw_edf(ax, e, None if comps is None else comps[name], bins, log_bins, crange,
-                  label=_label(name, e), linewidth=1.8)
+        _draw_edf(
+            ax, e, None if comps is None else comps[name], bins, log_bins, crange, label=_label(name, e), linewidth=1.8
+        )
     _style_edf_axis(ax, comps is not None, xlabel, xlim)
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize="small")
@@ -764,8 +755,7 @@ def plot_edf_panels(
             valid.append((a, b))
     if not valid:
         raise ValueError(
-            f"none of `pairs` {list(pairs)!r} has both spaces in `errors_by_space` "
-            f"(available: {sorted(errs)!r})."
+            f"none of `pairs` {list(pairs)!r} has both spaces in `errors_by_space` (available: {sorted(errs)!r})."
         )
     crange = _common_range(comps)
     if xlim is None:
@@ -777,8 +767,17 @@ def plot_edf_panels(
     for ax, (a, b) in zip(axes, valid):
         for name, style in ((a, "-"), (b, "--")):
             e = errs[name]
-            _draw_edf(ax, e, None if comps is None else comps[name], bins, log_bins, crange,
-                      label=_label(name, e), linestyle=style, linewidth=1.8)
+            _draw_edf(
+                ax,
+                e,
+                None if comps is None else comps[name],
+                bins,
+                log_bins,
+                crange,
+                label=_label(name, e),
+                linestyle=style,
+                linewidth=1.8,
+            )
         ks = ks_test(errs[a], errs[b])
         ax.set_title(f"{a} vs {b}\nKS D={ks.statistic:.3f}, p={ks.pvalue:.2g}", fontsize="medium")
         _style_edf_axis(ax, comps is not None, xlabel, xlim)
@@ -875,11 +874,18 @@ def plot_width_staircase(
         fit = fit_regnet(ws, q=q, **fit_kwargs)
         j = np.arange(ws.size)
         fitted = quantized_widths(fit.w_0, fit.w_a, fit.w_m, ws.size, q)
-        ax.plot(j, ws, drawstyle="steps-mid", color=color, linewidth=2.0,
-                label=f"{label} (d={ws.size}, max w={ws.max():g})")
-        ax.plot(j, fitted, drawstyle="steps-mid", color=color, linestyle="--", linewidth=1.2,
-                label=(f"fit: w0={fit.w_0:g}, wa={fit.w_a:.2f}, wm={fit.w_m:.2f}, "
-                       f"e_fit={fit.fit_error:.3f}"))
+        ax.plot(
+            j, ws, drawstyle="steps-mid", color=color, linewidth=2.0, label=f"{label} (d={ws.size}, max w={ws.max():g})"
+        )
+        ax.plot(
+            j,
+            fitted,
+            drawstyle="steps-mid",
+            color=color,
+            linestyle="--",
+            linewidth=1.2,
+            label=(f"fit: w0={fit.w_0:g}, wa={fit.w_a:.2f}, wm={fit.w_m:.2f}, e_fit={fit.fit_error:.3f}"),
+        )
         ax.plot(j, fit.w_0 + fit.w_a * j, color=color, linestyle=":", linewidth=0.8, alpha=0.7)
     ax.set_yscale("log", base=2)
     ax.yaxis.set_major_formatter(ScalarFormatter())

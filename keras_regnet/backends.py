@@ -27,11 +27,12 @@ def select(name):
     if name not in BACKENDS:
         raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {name!r}")
     if importlib.util.find_spec(_PACKAGES[name]) is None:
-        raise ValueError(f"--backend {name}: the {name} package is not installed; "
-                         f"pip install 'keras-regnet[{name}]'")
+        raise ValueError(f"--backend {name}: the {name} package is not installed; pip install 'keras-regnet[{name}]'")
     if "keras" in sys.modules and current() != name:
-        raise ValueError(f"--backend {name}: Keras is already running on {current()} in this process; "
-                         f"set KERAS_BACKEND={name} before Keras is imported")
+        raise ValueError(
+            f"--backend {name}: Keras is already running on {current()} in this process; "
+            f"set KERAS_BACKEND={name} before Keras is imported"
+        )
     os.environ["KERAS_BACKEND"] = name
     return name
 
@@ -40,6 +41,8 @@ def require_tensorflow(what):
     """ValueError unless Keras runs on TensorFlow: `what` (e.g. "SavedModel export") needs it."""
     backend = current()
     if backend != "tensorflow":
-        raise ValueError(f"{what} needs Keras' TensorFlow backend, and this process runs {backend}: "
-                         f"run it with KERAS_BACKEND=tensorflow (a .keras file saved under {backend} "
-                         "loads there unchanged)")
+        raise ValueError(
+            f"{what} needs Keras' TensorFlow backend, and this process runs {backend}: "
+            f"run it with KERAS_BACKEND=tensorflow (a .keras file saved under {backend} "
+            "loads there unchanged)"
+        )

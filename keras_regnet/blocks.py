@@ -25,8 +25,14 @@ def conv_bn(x, filters, kernel_size, name, *, strides=1, groups=1, activation=Tr
     """Conv (no bias: BN follows) -> BN -> optional ReLU."""
     conv = GroupedConv2D if groups > 1 else layers.Conv2D
     x = conv(
-        filters, kernel_size, strides=strides, padding="same", groups=groups,
-        use_bias=False, kernel_initializer=KERNEL_INIT, name=name,
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        groups=groups,
+        use_bias=False,
+        kernel_initializer=KERNEL_INIT,
+        name=name,
     )(x)
     x = FusedBatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     if activation:
@@ -37,8 +43,13 @@ def conv_bn(x, filters, kernel_size, name, *, strides=1, groups=1, activation=Tr
 def stem(x, width, name, strides=2):
     """3x3 conv with stride 2 (pycls's simple stem), BN, ReLU."""
     x = layers.Conv2D(
-        width, 3, strides=strides, padding="same", use_bias=False,
-        kernel_initializer=KERNEL_INIT, name=f"{name}_stem_conv",
+        width,
+        3,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=KERNEL_INIT,
+        name=f"{name}_stem_conv",
     )(x)
     x = FusedBatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_stem_bn")(x)
     return layers.ReLU(name=f"{name}_stem_relu")(x)
@@ -51,11 +62,14 @@ def bottleneck_block(x, width_in, stage, stride, name):
     """
     if width_in != stage.width or stride != 1:
         shortcut = layers.Conv2D(
-            stage.width, 1, strides=stride, use_bias=False,
-            kernel_initializer=KERNEL_INIT, name=f"{name}_skip_1x1",
+            stage.width,
+            1,
+            strides=stride,
+            use_bias=False,
+            kernel_initializer=KERNEL_INIT,
+            name=f"{name}_skip_1x1",
         )(x)
-        shortcut = FusedBatchNormalization(
-            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_skip_bn")(shortcut)
+        shortcut = FusedBatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_skip_bn")(shortcut)
     else:
         shortcut = x
     w_b = stage.bottleneck_width
@@ -125,8 +139,9 @@ def head(x, classes, activation, name):
     """
     x = layers.GlobalAveragePooling2D(name=f"{name}_head_gap")(x)
     mixed = keras.config.dtype_policy().name.startswith("mixed")
-    return layers.Dense(classes, activation=activation, name=f"{name}_predictions",
-                        dtype="float32" if mixed else None)(x)
+    return layers.Dense(classes, activation=activation, name=f"{name}_predictions", dtype="float32" if mixed else None)(
+        x
+    )
 
 
 def body(x, spec, name):
@@ -137,5 +152,3 @@ def body(x, spec, name):
         x = stage_fn(x, width_in, stage, index, spec.block, name)
         width_in = stage.width
     return x
-
-

@@ -121,9 +121,11 @@ BLOCK_COUNTERS = {
 
 def _check_shape(input_shape, min_side):
     if isinstance(input_shape, (tuple, list)) and len(input_shape) == 3 and None in input_shape[:2]:
-        raise ValueError(f"input_shape {tuple(input_shape)!r}: flops and activations depend on the height and "
-                         "width, so complexity.count needs them (a model may leave them None; its params are "
-                         "count(spec, (H, W, C)).params for any H and W at least spec.min_input_size)")
+        raise ValueError(
+            f"input_shape {tuple(input_shape)!r}: flops and activations depend on the height and "
+            "width, so complexity.count needs them (a model may leave them None; its params are "
+            "count(spec, (H, W, C)).params for any H and W at least spec.min_input_size)"
+        )
     return check_input_shape("input_shape", input_shape, min_side=min_side)
 
 
@@ -171,7 +173,9 @@ def check_buildable(spec, input_shape, classes):
     for key, ceiling in (("params", MAX_PARAMS), ("flops", MAX_FLOPS), ("acts", MAX_ACTS)):
         value = getattr(cx, key)
         if value > ceiling:
-            raise ValueError(f"the network is too large to build: {key} {value:,} per image at input "
-                             f"{tuple(input_shape)!r} with {classes} classes, above the ceiling of {ceiling:,} "
-                             "(check depth, width, bottleneck_ratio, stem_width and classes)")
+            raise ValueError(
+                f"the network is too large to build: {key} {value:,} per image at input "
+                f"{tuple(input_shape)!r} with {classes} classes, above the ceiling of {ceiling:,} "
+                "(check depth, width, bottleneck_ratio, stem_width and classes)"
+            )
     return cx

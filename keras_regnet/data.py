@@ -69,8 +69,18 @@ def available_datasets():
     return DATASETS
 
 
-def load(name="digits", *, image_size=None, batch_size=128, data_dir=None, augment=False,
-         validation_fraction=0.1, test_fraction=None, seed=0, channels=None):
+def load(
+    name="digits",
+    *,
+    image_size=None,
+    batch_size=128,
+    data_dir=None,
+    augment=False,
+    validation_fraction=0.1,
+    test_fraction=None,
+    seed=0,
+    channels=None,
+):
     """Load a dataset as batched `tf.data` train/validation/test pipelines.
 
     Args:
@@ -127,8 +137,7 @@ def load(name="digits", *, image_size=None, batch_size=128, data_dir=None, augme
         else:
             path = name
         folder_size = size or (_DEFAULT_SIZE["folder"],) * 2
-        kind, source = "folder", _folder_source(path, folder_size, channels or 3,
-                                                validation_fraction, test_fraction)
+        kind, source = "folder", _folder_source(path, folder_size, channels or 3, validation_fraction, test_fraction)
     elif name == "digits":
         kind, source = "digits", _digits_source(validation_fraction, test_fraction)
     else:
@@ -142,21 +151,32 @@ def load(name="digits", *, image_size=None, batch_size=128, data_dir=None, augme
     for split in ("train", "validation", "test"):
         training = split == "train"
         splits[split] = _pipeline(
-            source["splits"][split], source["num_examples"][split],
-            shuffle=training, augment=augment and training, flip=kind in _FLIP_OK, **build)
+            source["splits"][split],
+            source["num_examples"][split],
+            shuffle=training,
+            augment=augment and training,
+            flip=kind in _FLIP_OK,
+            **build,
+        )
     return Dataset(
-        name=name, train=splits["train"], validation=splits["validation"], test=splits["test"],
-        num_classes=len(source["class_names"]), input_shape=(height, width, out_channels),
-        class_names=list(source["class_names"]), num_examples=dict(source["num_examples"]),
-        steps_per_epoch=math.ceil(source["num_examples"]["train"] / batch_size))
+        name=name,
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        num_classes=len(source["class_names"]),
+        input_shape=(height, width, out_channels),
+        class_names=list(source["class_names"]),
+        num_examples=dict(source["num_examples"]),
+        steps_per_epoch=math.ceil(source["num_examples"]["train"] / batch_size),
+    )
 
 
 # --------------------------------------------------------------------------- checks
 
+
 def _check_fraction(arg, value):
     if not is_number(value) or not 0 < value < 0.5:
-        raise ValueError(f"`{arg}` must be a number in the open range (0, 0.5); "
-                         f"received {value!r}.")
+        raise ValueError(f"`{arg}` must be a number in the open range (0, 0.5); received {value!r}.")
 
 
 def _check_image_size(image_size):
@@ -166,8 +186,10 @@ def _check_image_size(image_size):
     sides = tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size, image_size)
     ok = len(sides) == 2 and all(is_int(s) and s >= 8 for s in sides)
     if not ok:
-        raise ValueError("`image_size` must be None, an integer >= 8 or a (height, width) pair of "
-                         f"integers >= 8; received {image_size!r}.")
+        raise ValueError(
+            "`image_size` must be None, an integer >= 8 or a (height, width) pair of "
+            f"integers >= 8; received {image_size!r}."
+        )
     return int(sides[0]), int(sides[1])
 
 
@@ -176,6 +198,7 @@ def _looks_like_path(name):
 
 
 # --------------------------------------------------------------------------- splits
+
 
 def _stratified_split(labels, validation_fraction, test_fraction, what, class_names):
     """Per-class train/validation/test index arrays, fixed by `_SPLIT_SEED`.
@@ -190,30 +213,37 @@ def _stratified_split(labels, validation_fraction, test_fraction, what, class_na
         n_val = max(1, round(validation_fraction * len(idx)))
         n_test = max(1, round(test_fraction * len(idx)))
         if len(idx) - n_val - n_test < 1:
-            raise ValueError(f"{what}: class {class_names[label]!r} has only {len(idx)} "
-                             "example(s); every class needs at least 3 (one each for train, "
-                             "validation and test).")
-        parts[0].append(idx[n_val + n_test:])
+            raise ValueError(
+                f"{what}: class {class_names[label]!r} has only {len(idx)} "
+                "example(s); every class needs at least 3 (one each for train, "
+                "validation and test)."
+            )
+        parts[0].append(idx[n_val + n_test :])
         parts[1].append(idx[:n_val])
-        parts[2].append(idx[n_val:n_val + n_test])
+        parts[2].append(idx[n_val : n_val + n_test])
     return [np.sort(np.concatenate(p)) for p in parts]
 
 
-def _array_source(images, labels, class_names, channels, validation_fraction, test_fraction,
-                  what):
-    split_idx = _stratified_split(labels, validation_fraction,
-                                  test_fraction or _DEFAULT_TEST_FRACTION, what, class_names)
+def _array_source(images, labels, class_names, channels, validation_fraction, test_fraction, what):
+    split_idx = _stratified_split(
+        labels, validation_fraction, test_fraction or _DEFAULT_TEST_FRACTION, what, class_names
+    )
     names = ("train", "validation", "test")
     return dict(
-        class_names=class_names, channels=channels,
-        splits={n: tf.data.Dataset.from_tensor_slices((images[i], labels[i].astype(np.int32)))
-                for n, i in zip(names, split_idx)},
-        num_examples={n: len(i) for n, i in zip(names, split_idx)})
+        class_names=class_names,
+        channels=channels,
+        splits={
+            n: tf.data.Dataset.from_tensor_slices((images[i], labels[i].astype(np.int32)))
+            for n, i in zip(names, split_idx)
+        },
+        num_examples={n: len(i) for n, i in zip(names, split_idx)},
+    )
 
 
 # --------------------------------------------------------------------------- sources
 # A source is a dict: splits (unbatched raw (uint8 image, int label) datasets),
 # num_examples, class_names, channels (native).
+
 
 def _digits_source(validation_fraction, test_fraction):
     """scikit-learn's bundled digits; pixel values 0..16 rescaled to 0..255."""
@@ -221,8 +251,9 @@ def _digits_source(validation_fraction, test_fraction):
 
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
-    return _array_source(images, digits.target, [str(c) for c in range(10)], 1,
-                         validation_fraction, test_fraction, "digits")
+    return _array_source(
+        images, digits.target, [str(c) for c in range(10)], 1, validation_fraction, test_fraction, "digits"
+    )
 
 
 def _folder_source(path, size, channels, validation_fraction, test_fraction):
@@ -234,36 +265,41 @@ def _folder_source(path, size, channels, validation_fraction, test_fraction):
         raise ValueError(f"Image folder {path!r} does not exist or is not a readable directory.")
     try:
         listing = keras.utils.image_dataset_from_directory(
-            path, labels="inferred", label_mode="int", batch_size=None, shuffle=False,
-            image_size=size, verbose=False)
+            path, labels="inferred", label_mode="int", batch_size=None, shuffle=False, image_size=size, verbose=False
+        )
     except ValueError as error:  # "No images found in directory ..."
-        raise ValueError(f"Image folder {path!r} has no images in class sub-folders "
-                         f"(expected {path}/<class>/<image>.png|jpg|...): {error}") from None
+        raise ValueError(
+            f"Image folder {path!r} has no images in class sub-folders "
+            f"(expected {path}/<class>/<image>.png|jpg|...): {error}"
+        ) from None
     class_names = list(listing.class_names)
     if len(class_names) < 2:
-        raise ValueError(f"Image folder {path!r} needs at least 2 class sub-folders; "
-                         f"found {class_names}.")
+        raise ValueError(f"Image folder {path!r} needs at least 2 class sub-folders; found {class_names}.")
     files = np.array(listing.file_paths)
-    labels = np.array([class_names.index(os.path.relpath(f, path).split(os.sep)[0])
-                       for f in files])
-    split_idx = _stratified_split(labels, validation_fraction,
-                                  test_fraction or _DEFAULT_TEST_FRACTION,
-                                  f"Image folder {path!r}", class_names)
+    labels = np.array([class_names.index(os.path.relpath(f, path).split(os.sep)[0]) for f in files])
+    split_idx = _stratified_split(
+        labels, validation_fraction, test_fraction or _DEFAULT_TEST_FRACTION, f"Image folder {path!r}", class_names
+    )
 
     def decode(file, label):
-        image = tf.io.decode_image(tf.io.read_file(file), channels=channels,
-                                   expand_animations=False)
+        image = tf.io.decode_image(tf.io.read_file(file), channels=channels, expand_animations=False)
         image = tf.image.resize(image, size, antialias=True)
         image = tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8)
         return tf.ensure_shape(image, (*size, channels)), label
 
     names = ("train", "validation", "test")
     splits = {
-        n: tf.data.Dataset.from_tensor_slices((files[i], labels[i].astype(np.int32)))
-        .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        for n, i in zip(names, split_idx)}
-    return dict(class_names=class_names, channels=channels, splits=splits,
-                num_examples={n: len(i) for n, i in zip(names, split_idx)})
+        n: tf.data.Dataset.from_tensor_slices((files[i], labels[i].astype(np.int32))).map(
+            decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        for n, i in zip(names, split_idx)
+    }
+    return dict(
+        class_names=class_names,
+        channels=channels,
+        splits=splits,
+        num_examples={n: len(i) for n, i in zip(names, split_idx)},
+    )
 
 
 def _tfds_source(name, data_dir, validation_fraction, test_fraction):
@@ -277,15 +313,23 @@ def _tfds_source(name, data_dir, validation_fraction, test_fraction):
         known = dict.fromkeys([*DATASETS, *tfds.list_builders(with_community_datasets=False)])
         close = difflib.get_close_matches(name, list(known), n=5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ValueError(f"Unknown dataset {name!r}. Built-in choices: {', '.join(DATASETS)}; "
-                         f"or any TFDS image-classification name (tfds.list_builders()), "
-                         f"or a folder path.{hint}") from None
+        raise ValueError(
+            f"Unknown dataset {name!r}. Built-in choices: {', '.join(DATASETS)}; "
+            f"or any TFDS image-classification name (tfds.list_builders()), "
+            f"or a folder path.{hint}"
+        ) from None
     info = builder.info
     keys = info.supervised_keys
-    if (not keys or len(keys) != 2 or not isinstance(info.features[keys[0]], tfds.features.Image)
-            or not isinstance(info.features[keys[1]], tfds.features.ClassLabel)):
-        raise ValueError(f"TFDS dataset {name!r} is not an image-classification dataset "
-                         f"(supervised keys {keys!r}); keras_regnet.data needs (image, label).")
+    if (
+        not keys
+        or len(keys) != 2
+        or not isinstance(info.features[keys[0]], tfds.features.Image)
+        or not isinstance(info.features[keys[1]], tfds.features.ClassLabel)
+    ):
+        raise ValueError(
+            f"TFDS dataset {name!r} is not an image-classification dataset "
+            f"(supervised keys {keys!r}); keras_regnet.data needs (image, label)."
+        )
     if not builder.is_prepared():
         root = data_dir or getattr(builder, "_data_dir_root", None) or "~/tensorflow_datasets"
         raise FileNotFoundError(
@@ -294,7 +338,8 @@ def _tfds_source(name, data_dir, validation_fraction, test_fraction):
             f"network access run `tfds build {name} --data_dir DIR` (or "
             f"`tfds.load({name!r}, data_dir=DIR)`), then copy DIR/{name.split('/')[0]} into "
             f"{os.fspath(root)!r}, or pass --data-dir / data_dir= pointing at a prepared copy. "
-            "name='digits' needs no download.")
+            "name='digits' needs no download."
+        )
 
     available = info.splits
     if "train" not in available:
@@ -303,8 +348,7 @@ def _tfds_source(name, data_dir, validation_fraction, test_fraction):
     n_val = 0 if "validation" in available else max(1, round(validation_fraction * n))
     if "test" in available:
         if test_fraction is not None:
-            raise ValueError(f"`test_fraction` must be None for {name!r}: its official 'test' "
-                             "split is used as is.")
+            raise ValueError(f"`test_fraction` must be None for {name!r}: its official 'test' split is used as is.")
         n_test = 0
     else:
         n_test = max(1, round((test_fraction or _DEFAULT_TEST_FRACTION) * n))
@@ -312,20 +356,32 @@ def _tfds_source(name, data_dir, validation_fraction, test_fraction):
     split_names = {
         "train": f"train[:{cut_val}]",
         "validation": "validation" if "validation" in available else f"train[{cut_val}:{cut_test}]",
-        "test": "test" if "test" in available else f"train[{cut_test}:]"}
+        "test": "test" if "test" in available else f"train[{cut_test}:]",
+    }
     num_examples = {
         "train": cut_val,
         "validation": available["validation"].num_examples if n_val == 0 else n_val,
-        "test": available["test"].num_examples if n_test == 0 else n_test}
-    loaded = tfds.load(name, split=list(split_names.values()), data_dir=data_dir,
-                       as_supervised=True, download=False, shuffle_files=False)
+        "test": available["test"].num_examples if n_test == 0 else n_test,
+    }
+    loaded = tfds.load(
+        name,
+        split=list(split_names.values()),
+        data_dir=data_dir,
+        as_supervised=True,
+        download=False,
+        shuffle_files=False,
+    )
     image_shape = info.features[keys[0]].shape
-    return dict(class_names=list(info.features[keys[1]].names),
-                channels=image_shape[-1] or 3,
-                splits=dict(zip(split_names, loaded)), num_examples=num_examples)
+    return dict(
+        class_names=list(info.features[keys[1]].names),
+        channels=image_shape[-1] or 3,
+        splits=dict(zip(split_names, loaded)),
+        num_examples=num_examples,
+    )
 
 
 # --------------------------------------------------------------------------- pipeline
+
 
 def _pipeline(ds, n, *, size, channels, batch_size, seed, shuffle, augment, flip):
     """Raw (uint8 image, label) examples -> batched float32 images at `size`, int32 labels."""
@@ -339,8 +395,8 @@ def _pipeline(ds, n, *, size, channels, batch_size, seed, shuffle, augment, flip
         # One stateless seed pair per example; rerandomized each epoch, reproducible by `seed`.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda example, pair: _augment(*example, pair, flip),
-            num_parallel_calls=tf.data.AUTOTUNE)
+            lambda example, pair: _augment(*example, pair, flip), num_parallel_calls=tf.data.AUTOTUNE
+        )
 
     def finish(images, labels):
         images = tf.cast(images, tf.float32)

@@ -312,7 +312,8 @@ class DesignSpace:
         self.classes = _check_int(n, "classes", classes, 0)
         self.max_tries = _check_int(n, "max_tries", max_tries, 1)
         self._windows = tuple(
-            (key, getattr(self, f"{key}_window")) for key in ("flops", "params", "acts")
+            (key, getattr(self, f"{key}_window"))
+            for key in ("flops", "params", "acts")
             if getattr(self, f"{key}_window") is not None
         )
 
@@ -524,14 +525,38 @@ class _AnyNetX(DesignSpace):
     monotone_depths = False
 
     _ARGUMENTS = (
-        "num_stages", "stem_width", "depth", "width", "width_step", "bottleneck_ratios", "group_widths",
-        "flops", "params", "acts", "input_shape", "classes", "max_tries",
+        "num_stages",
+        "stem_width",
+        "depth",
+        "width",
+        "width_step",
+        "bottleneck_ratios",
+        "group_widths",
+        "flops",
+        "params",
+        "acts",
+        "input_shape",
+        "classes",
+        "max_tries",
     )
 
-    def __init__(self, *, num_stages=4, stem_width=32, depth=(1, 16), width=(8, 1024), width_step=8,
-                 bottleneck_ratios=(1, 2, 4), group_widths=(1, 2, 4, 8, 16, 32),
-                 flops=None, params=None, acts=None, input_shape=(224, 224, 3), classes=1000,
-                 max_tries=10_000):
+    def __init__(
+        self,
+        *,
+        num_stages=4,
+        stem_width=32,
+        depth=(1, 16),
+        width=(8, 1024),
+        width_step=8,
+        bottleneck_ratios=(1, 2, 4),
+        group_widths=(1, 2, 4, 8, 16, 32),
+        flops=None,
+        params=None,
+        acts=None,
+        input_shape=(224, 224, 3),
+        classes=1000,
+        max_tries=10_000,
+    ):
         n = self.name
         self._init_common(num_stages, stem_width, flops, params, acts, input_shape, classes, max_tries)
         self.width_step = _check_int(n, "width_step", width_step, 1)
@@ -557,8 +582,9 @@ class _AnyNetX(DesignSpace):
         width, group = _compatible_np(raw, g, b)
         width2, group2 = _compatible_np(width, g, b)  # a fixed point: what contains() checks
         lo, hi = self.width
-        ok = ((width == width2) & (group == group2) & (width >= lo) & (width <= hi)
-              & (width % self.width_step == 0)).all(axis=1)
+        ok = (
+            (width == width2) & (group == group2) & (width >= lo) & (width <= hi) & (width % self.width_step == 0)
+        ).all(axis=1)
         if self.monotone_widths:
             ok &= (np.diff(width, axis=1) >= 0).all(axis=1)
         return n, [(raw[i], b[i], g[i], width[i], group[i]) for i in np.flatnonzero(ok)]
@@ -638,10 +664,20 @@ class _AnyNetX(DesignSpace):
         """
         out = {}
         for i in range(1, self.num_stages + 1):
-            out[f"depth_{i}"] = {"type": "int", "min": self.depth[0], "max": self.depth[1], "step": 1,
-                                 "sampling": "log"}
-            out[f"width_{i}"] = {"type": "int", "min": self.width[0], "max": self.width[1],
-                                 "step": self.width_step, "sampling": "log"}
+            out[f"depth_{i}"] = {
+                "type": "int",
+                "min": self.depth[0],
+                "max": self.depth[1],
+                "step": 1,
+                "sampling": "log",
+            }
+            out[f"width_{i}"] = {
+                "type": "int",
+                "min": self.width[0],
+                "max": self.width[1],
+                "step": self.width_step,
+                "sampling": "log",
+            }
             if not self.share_b:
                 out[f"bottleneck_ratio_{i}"] = {"type": "choice", "values": list(self.bottleneck_ratios)}
             if not self.share_g:
@@ -782,14 +818,40 @@ class RegNet(DesignSpace):
     W_0_STEP, W_A_STEP, W_M_STEP, Q = 8, 0.1, 0.001, 8
 
     _ARGUMENTS = (
-        "num_stages", "stem_width", "depth", "w_0", "w_a", "w_m", "bottleneck_ratios", "group_widths",
-        "flops", "params", "acts", "input_shape", "classes", "max_tries",
+        "num_stages",
+        "stem_width",
+        "depth",
+        "w_0",
+        "w_a",
+        "w_m",
+        "bottleneck_ratios",
+        "group_widths",
+        "flops",
+        "params",
+        "acts",
+        "input_shape",
+        "classes",
+        "max_tries",
     )
 
-    def __init__(self, *, num_stages=4, stem_width=32, depth=(12, 28), w_0=(8, 256), w_a=(8.0, 256.0),
-                 w_m=(2.0, 3.0), bottleneck_ratios=(1, 2, 4), group_widths=(1, 2, 4, 8, 16, 32),
-                 flops=None, params=None, acts=None, input_shape=(224, 224, 3), classes=1000,
-                 max_tries=10_000):
+    def __init__(
+        self,
+        *,
+        num_stages=4,
+        stem_width=32,
+        depth=(12, 28),
+        w_0=(8, 256),
+        w_a=(8.0, 256.0),
+        w_m=(2.0, 3.0),
+        bottleneck_ratios=(1, 2, 4),
+        group_widths=(1, 2, 4, 8, 16, 32),
+        flops=None,
+        params=None,
+        acts=None,
+        input_shape=(224, 224, 3),
+        classes=1000,
+        max_tries=10_000,
+    ):
         n = self.name
         self._init_common(num_stages, stem_width, flops, params, acts, input_shape, classes, max_tries)
         self.depth = _check_range(n, "depth", depth, integer=True, minimum=1)
@@ -800,8 +862,7 @@ class RegNet(DesignSpace):
             )
         self.w_0 = _check_range(n, "w_0", w_0, integer=True, minimum=self.W_0_STEP, step=self.W_0_STEP)
         self.w_a = _check_range(n, "w_a", w_a, integer=False, minimum=self.W_A_STEP, step=self.W_A_STEP)
-        self.w_m = _check_range(n, "w_m", w_m, integer=False, minimum=1.0, step=self.W_M_STEP,
-                                strict_minimum=True)
+        self.w_m = _check_range(n, "w_m", w_m, integer=False, minimum=1.0, step=self.W_M_STEP, strict_minimum=True)
         self.bottleneck_ratios = _check_choices(n, "bottleneck_ratios", bottleneck_ratios, integer=False)
         self.group_widths = _check_choices(n, "group_widths", group_widths, integer=True)
         self._w0_grid = _Grid(*self.w_0, self.W_0_STEP)
@@ -832,8 +893,14 @@ class RegNet(DesignSpace):
 
         def rows():  # lazily: sample() uses only the first good row of a batch
             for i in np.flatnonzero(maybe):
-                params = {"depth": int(d[i]), "w_0": int(w0[i]), "w_a": float(wa[i]), "w_m": float(wm[i]),
-                          "group_width": int(g[i]), "bottleneck_ratio": float(b[i])}
+                params = {
+                    "depth": int(d[i]),
+                    "w_0": int(w0[i]),
+                    "w_a": float(wa[i]),
+                    "w_m": float(wm[i]),
+                    "group_width": int(g[i]),
+                    "bottleneck_ratio": float(b[i]),
+                }
                 if ambiguous[i]:
                     yield params, None
                 else:  # stage widths (before the compatibility step) and depths
@@ -901,10 +968,8 @@ class RegNet(DesignSpace):
         return {
             "depth": {"type": "int", "min": self.depth[0], "max": self.depth[1], "step": 1, "sampling": "linear"},
             "w_0": {"type": "int", "min": self.w_0[0], "max": self.w_0[1], "step": self.W_0_STEP, "sampling": "log"},
-            "w_a": {"type": "float", "min": self.w_a[0], "max": self.w_a[1], "step": self.W_A_STEP,
-                    "sampling": "log"},
-            "w_m": {"type": "float", "min": self.w_m[0], "max": self.w_m[1], "step": self.W_M_STEP,
-                    "sampling": "log"},
+            "w_a": {"type": "float", "min": self.w_a[0], "max": self.w_a[1], "step": self.W_A_STEP, "sampling": "log"},
+            "w_m": {"type": "float", "min": self.w_m[0], "max": self.w_m[1], "step": self.W_M_STEP, "sampling": "log"},
             "bottleneck_ratio": {"type": "choice", "values": list(self.bottleneck_ratios)},
             "group_width": {"type": "choice", "values": list(self.group_widths)},
         }
@@ -971,7 +1036,6 @@ def get(name, **overrides):
     unknown = sorted(set(overrides) - set(cls._ARGUMENTS))
     if unknown:
         raise ValueError(
-            f"{cls.name}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
-            f"valid ones: {', '.join(cls._ARGUMENTS)}"
+            f"{cls.name}: unknown parameter(s) {', '.join(map(repr, unknown))}; valid ones: {', '.join(cls._ARGUMENTS)}"
         )
     return cls(**overrides)

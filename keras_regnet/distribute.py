@@ -33,8 +33,10 @@ def make_strategy(name):
             tf_config = json.loads(text)
             tf_config["cluster"], tf_config["task"]["type"]  # noqa: B018 (presence check)
         except (ValueError, KeyError, TypeError):
-            raise ValueError("strategy 'multiworker' needs TF_CONFIG to be JSON with 'cluster' and "
-                             f"'task' ({{'type': ..., 'index': ...}}); received {text!r}.") from None
+            raise ValueError(
+                "strategy 'multiworker' needs TF_CONFIG to be JSON with 'cluster' and "
+                f"'task' ({{'type': ..., 'index': ...}}); received {text!r}."
+            ) from None
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
@@ -95,14 +97,13 @@ def fix_multiworker(model, strategy):
     def with_rank1_logs(step):
         def wrapped(data):
             return tree.map_structure(rank1, step(data))
+
         return wrapped
 
     object.__setattr__(model, "_maybe_symbolic_build", _maybe_symbolic_build.__get__(model))
     object.__setattr__(model, "train_step", with_rank1_logs(model.train_step))
     object.__setattr__(model, "test_step", with_rank1_logs(model.test_step))
     return model
-
-
 
 
 def sync_statistics_callback(strategy):
@@ -121,8 +122,7 @@ def sync_statistics_callback(strategy):
 
     class SyncStatistics(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            variables = [v for v in self.model.non_trainable_variables
-                         if "float" in str(v.dtype)]
+            variables = [v for v in self.model.non_trainable_variables if "float" in str(v.dtype)]
 
             def replica_fn():
                 ctx = tf.distribute.get_replica_context()

@@ -67,9 +67,7 @@ def _validate_model(model):
     import keras
 
     if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"model must be a keras.Model, got {type(model).__name__}"
-        )
+        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
     try:
         inputs, outputs = model.inputs, model.outputs
     except (AttributeError, ValueError):
@@ -87,15 +85,9 @@ def _validate_model(model):
         )
     shape = tuple(inputs[0].shape)
     if len(shape) != 4 or any(d is None for d in shape[1:]):
-        raise ValueError(
-            "model input must be images of a fixed size [batch, H, W, C], "
-            f"got shape {shape}"
-        )
+        raise ValueError(f"model input must be images of a fixed size [batch, H, W, C], got shape {shape}")
     if len(outputs[0].shape) != 2:
-        raise ValueError(
-            "model output must be class scores [batch, classes], got shape "
-            f"{tuple(outputs[0].shape)}"
-        )
+        raise ValueError(f"model output must be class scores [batch, classes], got shape {tuple(outputs[0].shape)}")
     return shape[1:]
 
 
@@ -119,9 +111,7 @@ def _check_arguments(path, version, input_dtype, logits, overwrite, verify):
     if version < 1:
         raise ValueError(f"version must be an int >= 1, got {version}")
     if input_dtype not in INPUT_DTYPES:
-        raise ValueError(
-            f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}"
-        )
+        raise ValueError(f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")
     if logits not in (None, True, False):
         raise TypeError(f"logits must be None, True or False, got {logits!r}")
     for name, value in (("overwrite", overwrite), ("verify", verify)):
@@ -173,9 +163,7 @@ def export_saved_model(
     from keras_regnet.backends import require_tensorflow
 
     require_tensorflow("SavedModel export")
-    version_dir = _check_arguments(
-        path, version, input_dtype, logits, overwrite, verify
-    )
+    version_dir = _check_arguments(path, version, input_dtype, logits, overwrite, verify)
     height, width, channels = _validate_model(model)
     if logits is None:
         logits = outputs_are_logits(model)
@@ -206,9 +194,7 @@ def export_saved_model(
             "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int64),
         }
 
-    spec = tf.TensorSpec(
-        [None, height, width, channels], input_dtype, name=INPUT_NAME
-    )
+    spec = tf.TensorSpec([None, height, width, channels], input_dtype, name=INPUT_NAME)
     archive = keras.export.ExportArchive()
     archive.track(served)
     archive.add_endpoint(ENDPOINT_NAME, serve, input_signature=[spec])
@@ -247,8 +233,7 @@ def must_compile_functions(path):
         function.signature.name
         for graph in saved.meta_graphs
         for function in graph.graph_def.library.function
-        if "_XlaMustCompile" in function.attr
-        and function.attr["_XlaMustCompile"].b
+        if "_XlaMustCompile" in function.attr and function.attr["_XlaMustCompile"].b
     )
 
 
@@ -259,9 +244,7 @@ def _sample_inputs(model, batch_size, seed):
     return rng.integers(0, 256, size=shape).astype(np.float32)
 
 
-def verify_export(
-    path, model, *, inputs=None, logits=None, atol=1e-5, timeout=300
-):
+def verify_export(path, model, *, inputs=None, logits=None, atol=1e-5, timeout=300):
     """Check a SavedModel against `model` in a fresh Python process.
 
     The subprocess imports only TensorFlow and NumPy and calls the
@@ -288,10 +271,7 @@ def verify_export(
     """
     path = os.fspath(path)
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise FileNotFoundError(
-            f"path must be a SavedModel version folder, no saved_model.pb in "
-            f"{path!r}"
-        )
+        raise FileNotFoundError(f"path must be a SavedModel version folder, no saved_model.pb in {path!r}")
     _validate_model(model)
     for name, value in (("atol", atol), ("timeout", timeout)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -305,24 +285,15 @@ def verify_export(
     inputs = np.asarray(inputs)
     expected_shape = tuple(model.inputs[0].shape)[1:]
     if inputs.ndim != 4 or inputs.shape[1:] != expected_shape or not len(inputs):
-        raise ValueError(
-            f"inputs must have shape [batch>0, {', '.join(map(str, expected_shape))}]"
-            f", got {inputs.shape}"
-        )
+        raise ValueError(f"inputs must have shape [batch>0, {', '.join(map(str, expected_shape))}], got {inputs.shape}")
 
     import keras
 
     scores = np.asarray(
-        keras.ops.convert_to_numpy(
-            model(inputs.astype(model.inputs[0].dtype), training=False)
-        ),
+        keras.ops.convert_to_numpy(model(inputs.astype(model.inputs[0].dtype), training=False)),
         dtype=np.float32,
     )
-    expected = np.asarray(
-        keras.ops.convert_to_numpy(keras.ops.softmax(scores, axis=-1))
-        if logits
-        else scores
-    )
+    expected = np.asarray(keras.ops.convert_to_numpy(keras.ops.softmax(scores, axis=-1)) if logits else scores)
 
     with tempfile.TemporaryDirectory(prefix="keras_regnet_verify_") as tmp:
         inputs_path = os.path.join(tmp, "inputs.npy")
@@ -331,20 +302,17 @@ def verify_export(
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         try:
             done = subprocess.run(
-                [sys.executable, "-c", _VERIFY_SCRIPT, path, inputs_path,
-                 outputs_path],
-                capture_output=True, text=True, timeout=timeout, env=env,
+                [sys.executable, "-c", _VERIFY_SCRIPT, path, inputs_path, outputs_path],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
             )
         except subprocess.TimeoutExpired:
-            raise ValueError(
-                f"verifying {path!r} took longer than {timeout} s"
-            ) from None
+            raise ValueError(f"verifying {path!r} took longer than {timeout} s") from None
         if done.returncode != 0:
             tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-            raise ValueError(
-                f"the SavedModel at {path!r} failed to load or run in a fresh "
-                f"process: {tail}"
-            )
+            raise ValueError(f"the SavedModel at {path!r} failed to load or run in a fresh process: {tail}")
         with np.load(outputs_path) as got:
             got = dict(got)
 
@@ -355,8 +323,7 @@ def verify_export(
         probabilities = got[f"{tag}/probabilities"]
         if probabilities.shape != want.shape:
             raise ValueError(
-                f"SavedModel probabilities have shape {probabilities.shape}, "
-                f"the Keras model gives {want.shape}"
+                f"SavedModel probabilities have shape {probabilities.shape}, the Keras model gives {want.shape}"
             )
         diff = float(np.max(np.abs(probabilities - want)))
         worst = max(worst, diff)
@@ -366,8 +333,5 @@ def verify_export(
                 f"|difference| of probabilities {diff:.3g} > atol {atol:g}"
             )
         if not np.array_equal(got[f"{tag}/classes"], np.argmax(probabilities, -1)):
-            raise ValueError(
-                f"SavedModel at {path!r}: classes are not the argmax of "
-                "probabilities"
-            )
+            raise ValueError(f"SavedModel at {path!r}: classes are not the argmax of probabilities")
     return worst

@@ -62,7 +62,12 @@ def _check_arguments(include_top, weights, pooling, classes, classifier_activati
     check_bool("include_top", include_top)
     if weights == "imagenet" and zoo_name not in zoo.TF_KERAS_MODELS:
         raise ValueError(f"weights='imagenet' is only available for {', '.join(zoo.TF_KERAS_MODELS)}")
-    if weights is not None and weights != "imagenet" and not isinstance(weights, str) and not hasattr(weights, "__fspath__"):
+    if (
+        weights is not None
+        and weights != "imagenet"
+        and not isinstance(weights, str)
+        and not hasattr(weights, "__fspath__")
+    ):
         raise TypeError(f"weights must be None, 'imagenet' or a file path, got {weights!r}")
     check_choice("pooling", pooling, (None, "avg", "max"))
     check_int("classes", classes, 1)
@@ -75,12 +80,25 @@ def _check_arguments(include_top, weights, pooling, classes, classifier_activati
             raise ValueError(f"classifier_activation {classifier_activation!r} is not a Keras activation") from None
     if weights is not None and include_top and classifier_activation not in (None, "softmax"):
         raise ValueError(
-            "with pretrained weights, classifier_activation must be None or 'softmax', "
-            f"got {classifier_activation!r}")
+            f"with pretrained weights, classifier_activation must be None or 'softmax', got {classifier_activation!r}"
+        )
 
 
-def _build(spec, *, zoo_name, default_shape, include_top, weights, input_tensor, input_shape,
-           pooling, classes, classifier_activation, include_preprocessing, name):
+def _build(
+    spec,
+    *,
+    zoo_name,
+    default_shape,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    include_preprocessing,
+    name,
+):
     if not isinstance(spec, AnyNetSpec):
         raise TypeError(f"spec must be a keras_regnet.AnyNetSpec, got {type(spec).__name__}")
     if not isinstance(name, str) or not name:
@@ -91,7 +109,8 @@ def _build(spec, *, zoo_name, default_shape, include_top, weights, input_tensor,
             "keras_regnet models are channels_last only (inputs [batch, height, width, channels]), but "
             f"keras.config.image_data_format() is {keras.config.image_data_format()!r}: call "
             "keras.config.set_image_data_format('channels_last') before building (TensorFlow on CPU "
-            "runs channels_last convolutions only)")
+            "runs channels_last convolutions only)"
+        )
     shape = _resolve_input_shape(input_shape, input_tensor, default_shape, include_top)
     shape = check_input_shape("input_shape", shape, allow_none=True, min_side=spec.min_input_size)
     if weights == "imagenet" and shape[2] != 3:
@@ -157,10 +176,19 @@ def AnyNet(
             raise ValueError("AnyNet needs spec=AnyNetSpec(...) or both stem_width and stages")
         spec = AnyNetSpec(stem_width=stem_width, stages=stages, block=block)
     return _build(
-        spec, zoo_name=None, default_shape=(224, 224, 3), include_top=include_top,
-        weights=weights, input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
-        classes=classes, classifier_activation=classifier_activation,
-        include_preprocessing=include_preprocessing, name=name)
+        spec,
+        zoo_name=None,
+        default_shape=(224, 224, 3),
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing,
+        name=name,
+    )
 
 
 def anynet_from_params(params, *, input_shape=None, classes=10, **kwargs):
@@ -186,7 +214,8 @@ def anynet_from_params(params, *, input_shape=None, classes=10, **kwargs):
     if len(depths) != m or len(channels) != m + 1:
         raise ValueError(
             f"num_blocks_per_stage needs num_stages={m} entries and num_channels {m + 1} "
-            f"(stem + stages), got {len(depths)} and {len(channels)}")
+            f"(stem + stages), got {len(depths)} and {len(channels)}"
+        )
     expansion = params.get("bottleneck_ratio", 1)
     group_width = params.get("group_width", 1)
     stages = [
@@ -211,9 +240,16 @@ def _zoo_docstring(zoo_name):
         what = f"Stem {spec.stem_width}; stages {stages}, group width {entry.group_width}, no bottleneck."
         imagenet, default_weights = "", "None"
     return BASE_DOCSTRING.format(
-        name=zoo_name, extra=extra, what=what, imagenet=imagenet, default_weights=default_weights,
-        min_size=spec.min_input_size, default_shape=entry.input_shape, channels=entry.input_shape[2],
-        classes=entry.classes)
+        name=zoo_name,
+        extra=extra,
+        what=what,
+        imagenet=imagenet,
+        default_weights=default_weights,
+        min_size=spec.min_input_size,
+        default_shape=entry.input_shape,
+        channels=entry.input_shape[2],
+        classes=entry.classes,
+    )
 
 
 def _make_zoo_constructor(zoo_name):
@@ -228,14 +264,22 @@ def _make_zoo_constructor(zoo_name):
         classes=entry.classes,
         classifier_activation="softmax",
         include_preprocessing=True,
-        name=zoo_name.lower(),
+        name=zoo_name.lower(),  # noqa: B008 - each constructor's own default, fixed when it is made
     ):
         return _build(
-            zoo.get_spec(zoo_name), zoo_name=zoo_name, default_shape=entry.input_shape,
-            include_top=include_top, weights=weights, input_tensor=input_tensor,
-            input_shape=input_shape, pooling=pooling, classes=classes,
+            zoo.get_spec(zoo_name),
+            zoo_name=zoo_name,
+            default_shape=entry.input_shape,
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
+            classes=classes,
             classifier_activation=classifier_activation,
-            include_preprocessing=include_preprocessing, name=name)
+            include_preprocessing=include_preprocessing,
+            name=name,
+        )
 
     constructor.__name__ = constructor.__qualname__ = zoo_name
     constructor.__doc__ = _zoo_docstring(zoo_name)
@@ -263,8 +307,8 @@ def build_model(model, *, input_shape=None, classes=None, weights=None, **kwargs
         return globals()[name](weights=weights, input_shape=input_shape, classes=classes, **kwargs)
     safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in name) or "anynet"
     kwargs.setdefault("name", safe)
-    return AnyNet(spec, weights=weights, input_shape=input_shape or (224, 224, 3),
-                  classes=classes or 1000, **kwargs)
+    return AnyNet(spec, weights=weights, input_shape=input_shape or (224, 224, 3), classes=classes or 1000, **kwargs)
+
 
 __all__ = ["AnyNet", "anynet_from_params", "build_model", "load_weights", *zoo.names()]
 

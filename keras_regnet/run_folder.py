@@ -55,14 +55,25 @@ def claim(out, identity, *, file, what, also=(), record=True):
                 found = json.load(f)
             found = {key: found.get(key) for key in identity}
         except (OSError, ValueError, AttributeError) as error:
-            raise ValueError(f"--out {out!r} holds an unreadable {name} ({error}); "
-                             "choose another folder or remove it") from None
+            raise ValueError(
+                f"--out {out!r} holds an unreadable {name} ({error}); choose another folder or remove it"
+            ) from None
         if found != identity:
-            changed = ", ".join(sorted(key for key in identity if found[key] != identity[key]))
-            raise ValueError(f"--out {out!r} holds {what} with other settings ({changed}; see {path}): "
-                             "use another --out folder")
+            changed = ", ".join(
+                _difference(key, found[key], identity[key]) for key in identity if found[key] != identity[key]
+            )
+            raise ValueError(
+                f"--out {out!r} holds {what} with other settings ({changed}; see {path}): use another --out folder"
+            )
     path = os.path.join(out, file)
     if record and not os.path.exists(path):
         os.makedirs(out, exist_ok=True)
         write_json(path, identity)
     return identity
+
+
+def _difference(key, there, here):
+    """'model 'RegNetX002' there, 'RegNetX32' here' for short values; the key alone for long ones."""
+    if all(isinstance(v, (str, int, float, type(None))) and len(repr(v)) <= 40 for v in (there, here)):
+        return f"{key} {there!r} there, {here!r} here"
+    return key

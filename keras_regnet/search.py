@@ -100,14 +100,14 @@ class SearchConfig:
         from keras_regnet import training
 
         lr = {} if self.lr is None else {"lr": self.lr}
-        return training.TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed, verbose=0,
-                                    **lr)
+        return training.TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed, verbose=0, **lr)
 
     def load_data(self):
         from keras_regnet import data as data_lib
 
-        return data_lib.load(self.dataset, image_size=self.image_size, batch_size=self.batch_size,
-                             data_dir=self.data_dir, seed=self.seed)
+        return data_lib.load(
+            self.dataset, image_size=self.image_size, batch_size=self.batch_size, data_dir=self.data_dir, seed=self.seed
+        )
 
 
 def configure(config, settings):
@@ -117,8 +117,10 @@ def configure(config, settings):
         raise TypeError(f"config must be a SearchConfig, got {type(config).__name__}")
     unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(SearchConfig)})
     if unknown:
-        raise TypeError(f"unknown search settings {', '.join(unknown)}; SearchConfig has "
-                        f"{', '.join(f.name for f in dataclasses.fields(SearchConfig))}")
+        raise TypeError(
+            f"unknown search settings {', '.join(unknown)}; SearchConfig has "
+            f"{', '.join(f.name for f in dataclasses.fields(SearchConfig))}"
+        )
     return dataclasses.replace(config, **settings)
 
 
@@ -138,8 +140,9 @@ def run_search(space, config=None, **settings):
         space = design_spaces.get(space)
     if not isinstance(space, design_spaces.DesignSpace):
         raise TypeError(f"space must be a design space or its name, got {type(space).__name__}")
-    tuning.set_distributed(config.distributed, oracle_host=config.oracle_host, oracle_port=config.oracle_port,
-                           worker_id=config.worker_id)
+    tuning.set_distributed(
+        config.distributed, oracle_host=config.oracle_host, oracle_port=config.oracle_port, worker_id=config.worker_id
+    )
     ds = config.load_data()
     prepared = prepare_search(space, ds, config)
     if config.distributed == "chief":  # KerasTuner's chief serves the oracle; the workers train
@@ -169,27 +172,39 @@ def prepare_search(space, ds, config, *, name=""):
 
     from keras_regnet import tuning
 
-    space = design_spaces.get(**{**space.to_dict(), "input_shape": tuple(ds.input_shape),
-                                 "classes": ds.num_classes})
+    space = design_spaces.get(**{**space.to_dict(), "input_shape": tuple(ds.input_shape), "classes": ds.num_classes})
     minimum = 2 ** (1 + space.num_stages)
     if min(ds.input_shape[:2]) < minimum:
-        raise ValueError(f"image size {ds.input_shape[0]} is below {minimum}, the minimum for "
-                         f"{space.num_stages} stride-2 stages and the stem")
+        raise ValueError(
+            f"image size {ds.input_shape[0]} is below {minimum}, the minimum for "
+            f"{space.num_stages} stride-2 stages and the stem"
+        )
     space.sample(np.random.default_rng(config.seed))  # fails fast (before any training) on an unmeetable window
 
     out = os.fspath(config.out)
-    run_folder.claim(out, {"space": space.name, "space_config": space.to_dict(), "tuner": config.tuner,
-                           "dataset": config.dataset}, file=SEARCH_FILE, what="a different search")
+    run_folder.claim(
+        out,
+        {"space": space.name, "space_config": space.to_dict(), "tuner": config.tuner, "dataset": config.dataset},
+        file=SEARCH_FILE,
+        what="a different search",
+    )
     train_config = config.train_config()
-    hypermodel = tuning.DesignSpaceHyperModel(space, input_shape=ds.input_shape, classes=ds.num_classes,
-                                              train_config=train_config, steps_per_epoch=ds.steps_per_epoch)
-    oracle = tuning.make_oracle(config.tuner, space, max_trials=config.max_trials, seed=config.seed,
-                                epochs=config.epochs)
+    hypermodel = tuning.DesignSpaceHyperModel(
+        space,
+        input_shape=ds.input_shape,
+        classes=ds.num_classes,
+        train_config=train_config,
+        steps_per_epoch=ds.steps_per_epoch,
+    )
+    oracle = tuning.make_oracle(
+        config.tuner, space, max_trials=config.max_trials, seed=config.seed, epochs=config.epochs
+    )
     # KerasTuner's Tuner keeps the project folder (reload = resume), serves the
     # oracle as a distributed chief, or wraps it in a client on a worker; the
     # trials themselves run in `trial_workers`.
-    tuner = keras_tuner.Tuner(oracle=oracle, hypermodel=hypermodel, directory=out, project_name="tuner",
-                              overwrite=False, max_model_size=None)
+    tuner = keras_tuner.Tuner(
+        oracle=oracle, hypermodel=hypermodel, directory=out, project_name="tuner", overwrite=False, max_model_size=None
+    )
     tuner.oracle.verbose = 0
     local = isinstance(tuner.oracle, keras_tuner.Oracle)  # not a distributed worker's client
     if local:
@@ -203,20 +218,32 @@ def prepare_search(space, ds, config, *, name=""):
             write_trials_csv(tuner.oracle, os.path.join(out, TRIALS_FILE))
 
     pool = trial_workers.Search(
-        name=name, oracle=tuner.oracle, space=json.loads(json.dumps(space.to_dict())),
-        project_dir=tuner.project_dir, epochs=config.epochs, max_trials=config.max_trials,
-        save_best=config.save_best, hyperband=config.tuner == "hyperband", on_trial_end=on_trial_end,
-        tuner_id=os.environ.get("KERASTUNER_TUNER_ID", "tuner0"))
+        name=name,
+        oracle=tuner.oracle,
+        space=json.loads(json.dumps(space.to_dict())),
+        project_dir=tuner.project_dir,
+        epochs=config.epochs,
+        max_trials=config.max_trials,
+        save_best=config.save_best,
+        hyperband=config.tuner == "hyperband",
+        on_trial_end=on_trial_end,
+        tuner_id=os.environ.get("KERASTUNER_TUNER_ID", "tuner0"),
+    )
     return PreparedSearch(tuner, pool, config)
 
 
 def worker_setup(config):
     """The pool's per-process setup: the data, the recipe, and 1/workers of the CPU threads each."""
     threads = max(1, trial_workers.default_workers() // config.worker_count())
-    return trial_workers.WorkerSetup(dataset=config.dataset, data_dir=config.data_dir,
-                                     image_size=config.image_size, batch_size=config.batch_size,
-                                     seed=config.seed, train_config=config.train_config().to_dict(),
-                                     threads=threads)
+    return trial_workers.WorkerSetup(
+        dataset=config.dataset,
+        data_dir=config.data_dir,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        train_config=config.train_config().to_dict(),
+        threads=threads,
+    )
 
 
 def serve(prepared):
@@ -238,8 +265,10 @@ def finish_search(prepared):
                 from keras_regnet.training import save_model_atomically
 
                 save_model_atomically(tuner.load_model(best[0]), os.path.join(out, "best_model.keras"))
-                run_folder.write_json(os.path.join(out, "best_trial.json"),
-                                      json.loads(json.dumps(tuning.trial_record(best[0]), default=_json_default)))
+                run_folder.write_json(
+                    os.path.join(out, "best_trial.json"),
+                    json.loads(json.dumps(tuning.trial_record(best[0]), default=_json_default)),
+                )
     return records
 
 

@@ -103,9 +103,9 @@ def resolve_version_dir(model_dir):
         name = os.path.basename(os.path.normpath(model_dir))
         return (int(name) if name.isdigit() else 1), model_dir
     versions = [
-        int(entry) for entry in os.listdir(model_dir)
-        if entry.isdigit()
-        and os.path.isfile(os.path.join(model_dir, entry, "saved_model.pb"))
+        int(entry)
+        for entry in os.listdir(model_dir)
+        if entry.isdigit() and os.path.isfile(os.path.join(model_dir, entry, "saved_model.pb"))
     ]
     if not versions:
         raise FileNotFoundError(
@@ -134,10 +134,7 @@ class ServedModel:
         self.version, self.path = resolve_version_dir(model_dir)
         self._tf = tf
         self._loaded = tf.saved_model.load(self.path)  # keeps variables alive
-        self.signatures = {
-            key: fn for key, fn in self._loaded.signatures.items()
-            if not key.startswith("__")
-        }
+        self.signatures = {key: fn for key, fn in self._loaded.signatures.items() if not key.startswith("__")}
         if not self.signatures:
             raise ValueError(f"the SavedModel at {self.path!r} has no signatures")
         self.signature_defs = _signature_defs(self.path)
@@ -145,18 +142,20 @@ class ServedModel:
         self.run_batch = RUN_BATCH
 
     def status(self):
-        return {"model_version_status": [{
-            "version": str(self.version),
-            "state": "AVAILABLE",
-            "status": {"error_code": "OK", "error_message": ""},
-        }]}
+        return {
+            "model_version_status": [
+                {
+                    "version": str(self.version),
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+        }
 
     def metadata(self, name):
         return {
-            "model_spec": {"name": name, "signature_name": "",
-                           "version": str(self.version)},
-            "metadata": {"signature_def": {
-                "signature_def": self.signature_defs}},
+            "model_spec": {"name": name, "signature_name": "", "version": str(self.version)},
+            "metadata": {"signature_def": {"signature_def": self.signature_defs}},
         }
 
     def predict(self, body):
@@ -168,15 +167,13 @@ class ServedModel:
         fn = self.signatures.get(signature_name)
         if fn is None:
             raise RequestError(
-                400, f"signature_name {signature_name!r} not found; available: "
-                f"{sorted(self.signatures)}"
+                400, f"signature_name {signature_name!r} not found; available: {sorted(self.signatures)}"
             )
         specs = fn.structured_input_signature[1]
         has_rows, has_columns = "instances" in body, "inputs" in body
         if has_rows == has_columns:
             raise RequestError(
-                400, 'request must have exactly one of "instances" (row '
-                'format) or "inputs" (columnar format)'
+                400, 'request must have exactly one of "instances" (row format) or "inputs" (columnar format)'
             )
         if has_rows:
             feeds = _rows_to_columns(body["instances"], specs)
@@ -185,13 +182,8 @@ class ServedModel:
             if len(specs) == 1 and not isinstance(feeds, dict):
                 feeds = {next(iter(specs)): feeds}
             if not isinstance(feeds, dict) or set(feeds) != set(specs):
-                raise RequestError(
-                    400, f'"inputs" must map the input names {sorted(specs)} '
-                    "to tensors"
-                )
-        tensors = {
-            key: _to_tensor(key, value, specs[key]) for key, value in feeds.items()
-        }
+                raise RequestError(400, f'"inputs" must map the input names {sorted(specs)} to tensors')
+        tensors = {key: _to_tensor(key, value, specs[key]) for key, value in feeds.items()}
         if len({t.shape[:1] for t in tensors.values()}) != 1:
             raise RequestError(400, "all inputs must have the same batch size")
         outputs = {key: value.tolist() for key, value in self._run(fn, tensors).items()}
@@ -202,24 +194,22 @@ class ServedModel:
         if len(outputs) == 1:
             return {"predictions": next(iter(outputs.values()))}
         keys = sorted(outputs)
-        return {"predictions": [
-            dict(zip(keys, row)) for row in zip(*(outputs[k] for k in keys))
-        ]}
+        return {"predictions": [dict(zip(keys, row)) for row in zip(*(outputs[k] for k in keys))]}
 
     def _run(self, fn, tensors):
         """Run `fn` on at most `run_batch` instances a call -> numpy outputs
         (activation memory then does not grow with the request's batch)."""
         first = next(iter(tensors.values()))
         size = len(first) if first.ndim else 1
-        fixed = any(spec.shape.rank and spec.shape[0] is not None
-                    for spec in fn.structured_input_signature[1].values())
+        fixed = any(spec.shape.rank and spec.shape[0] is not None for spec in fn.structured_input_signature[1].values())
         step = size if fixed or not first.ndim else max(1, self.run_batch)
         parts = []
         try:
             for start in range(0, size, step):
-                feed = {key: self._tf.constant(value[start:start + step] if first.ndim
-                                               else value)
-                        for key, value in tensors.items()}
+                feed = {
+                    key: self._tf.constant(value[start : start + step] if first.ndim else value)
+                    for key, value in tensors.items()
+                }
                 with self._slots:
                     out = fn(**feed)
                 parts.append({key: value.numpy() for key, value in out.items()})
@@ -242,8 +232,8 @@ def _signature_defs(path):
     defs = saved.meta_graphs[0].signature_def
     return {
         key: json_format.MessageToDict(
-            value, preserving_proto_field_name=True,
-            always_print_fields_with_no_presence=True)
+            value, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
         for key, value in defs.items()
     }
 
@@ -255,14 +245,11 @@ def _rows_to_columns(instances, specs):
         raise RequestError(400, '"instances" is empty: send at least one instance')
     if all(isinstance(row, dict) for row in instances):
         if any(set(row) != set(specs) for row in instances):
-            raise RequestError(
-                400, f"each instance must name the inputs {sorted(specs)}"
-            )
+            raise RequestError(400, f"each instance must name the inputs {sorted(specs)}")
         return {key: [row[key] for row in instances] for key in specs}
     if len(specs) != 1:
         raise RequestError(
-            400, f"the signature has several inputs {sorted(specs)}: send each "
-            "instance as an object naming them"
+            400, f"the signature has several inputs {sorted(specs)}: send each instance as an object naming them"
         )
     return {next(iter(specs)): instances}
 
@@ -274,19 +261,16 @@ def _to_tensor(name, value, spec):
     plain Python lists (the Python API).
     """
     if _has_bool(value):
-        raise RequestError(400, f"input {name!r} must contain only numbers "
-                           "(got booleans)")
+        raise RequestError(400, f"input {name!r} must contain only numbers (got booleans)")
     try:
         array = np.asarray(value)
     except (ValueError, OverflowError):
-        raise RequestError(
-            400, f"input {name!r} is not a rectangular array (rows of "
-            "different lengths)"
-        ) from None
+        raise RequestError(400, f"input {name!r} is not a rectangular array (rows of different lengths)") from None
     if array.dtype.kind not in "iuf" or array.dtype == object:
         raise RequestError(
-            400, f"input {name!r} must contain only numbers (got "
-            f"{'strings' if array.dtype.kind in 'US' else 'non-numbers'})"
+            400,
+            f"input {name!r} must contain only numbers (got "
+            f"{'strings' if array.dtype.kind in 'US' else 'non-numbers'})",
         )
     if array.ndim and array.shape[0] == 0:
         raise RequestError(400, f"input {name!r} is an empty batch")
@@ -294,35 +278,27 @@ def _to_tensor(name, value, spec):
     if want.rank is not None:
         if array.ndim != want.rank:
             raise RequestError(
-                400, f"input {name!r} must have rank {want.rank} "
-                f"{_shape_text(want)}, got rank {array.ndim} {list(array.shape)}"
+                400,
+                f"input {name!r} must have rank {want.rank} "
+                f"{_shape_text(want)}, got rank {array.ndim} {list(array.shape)}",
             )
         for got, expected in zip(array.shape, want.as_list()):
             if expected is not None and got != expected:
-                raise RequestError(
-                    400, f"input {name!r} must have shape {_shape_text(want)}, "
-                    f"got {list(array.shape)}"
-                )
+                raise RequestError(400, f"input {name!r} must have shape {_shape_text(want)}, got {list(array.shape)}")
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         raise RequestError(400, f"input {name!r} contains NaN or infinity")
     dtype = spec.dtype.as_numpy_dtype
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         if array.dtype.kind == "f" and not np.all(array == np.floor(array)):
-            raise RequestError(
-                400, f"input {name!r} has dtype {spec.dtype.name}: values must "
-                "be whole numbers"
-            )
+            raise RequestError(400, f"input {name!r} has dtype {spec.dtype.name}: values must be whole numbers")
         if array.size and (array.min() < info.min or array.max() > info.max):
             raise RequestError(
-                400, f"input {name!r} has dtype {spec.dtype.name}: values must "
-                f"be in [{info.min}, {info.max}]"
+                400, f"input {name!r} has dtype {spec.dtype.name}: values must be in [{info.min}, {info.max}]"
             )
     cast = array.astype(dtype)
     if cast.dtype.kind == "f" and not np.all(np.isfinite(cast)):
-        raise RequestError(
-            400, f"input {name!r} has values out of range for {spec.dtype.name}"
-        )
+        raise RequestError(400, f"input {name!r} has values out of range for {spec.dtype.name}")
     return cast
 
 
@@ -349,8 +325,7 @@ def _reject_constant(token):
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _WS = re.compile(r"[ \t\n\r]*")
 _NOT_NUMBER = re.compile(r"[^-+.0-9eE\[\],\s]")  # string, true/false, null, {
-_WHAT = {'"': "strings", "t": "booleans", "f": "booleans", "n": "null",
-         "{": "objects"}
+_WHAT = {'"': "strings", "t": "booleans", "f": "booleans", "n": "null", "{": "objects"}
 
 
 def parse_request(text):
@@ -381,8 +356,7 @@ def _object(text, pos, value):
         return result, pos + 1
     while True:
         if not text.startswith('"', pos):
-            raise json.JSONDecodeError(
-                "Expecting property name enclosed in double quotes", text, pos)
+            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, pos)
         key, pos = _DECODER.raw_decode(text, pos)
         pos = _skip(text, pos)
         if not text.startswith(":", pos):
@@ -432,16 +406,13 @@ def _leaf(key, text, pos):
     value, end = _DECODER.raw_decode(text, pos)
     bad = _NOT_NUMBER.search(text, pos, end)
     if bad:
-        raise RequestError(400, f"{key!r} must contain only numbers (got "
-                           f"{_WHAT.get(bad[0], 'non-numbers')})")
+        raise RequestError(400, f"{key!r} must contain only numbers (got {_WHAT.get(bad[0], 'non-numbers')})")
     try:
         array = np.asarray(value)
     except (ValueError, OverflowError):
-        raise RequestError(400, f"{key!r} is not a rectangular array (rows of "
-                           "different lengths)") from None
+        raise RequestError(400, f"{key!r} is not a rectangular array (rows of different lengths)") from None
     if array.dtype.kind in "iu" and array.size:
-        array = array.astype(np.result_type(np.min_scalar_type(array.min()),
-                                            np.min_scalar_type(array.max())))
+        array = array.astype(np.result_type(np.min_scalar_type(array.min()), np.min_scalar_type(array.max())))
     return array, end
 
 
@@ -485,19 +456,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _route(self):
         match = _PATH.match(self.path.split("?", 1)[0])
         if match is None:
-            raise RequestError(404, f"unknown path {self.path!r}; expected "
-                               "/v1/models/NAME[/versions/N][/metadata|:predict]")
+            raise RequestError(
+                404, f"unknown path {self.path!r}; expected /v1/models/NAME[/versions/N][/metadata|:predict]"
+            )
         app = self.server.app
         name = match["name"]
         if name != app.name:
-            raise RequestError(404, f"Servable not found for request: model "
-                               f"{name!r} is not served (serving {app.name!r})")
+            raise RequestError(
+                404, f"Servable not found for request: model {name!r} is not served (serving {app.name!r})"
+            )
         version = match["version"]
         if version is not None and not (
-                re.fullmatch(r"[0-9]+", version)
-                and (version.lstrip("0") or "0") == str(app.model.version)):
-            raise RequestError(404, f"model {name!r} has no version {version!r} "
-                               f"(serving version {app.model.version})")
+            re.fullmatch(r"[0-9]+", version) and (version.lstrip("0") or "0") == str(app.model.version)
+        ):
+            raise RequestError(404, f"model {name!r} has no version {version!r} (serving version {app.model.version})")
         return app, match["tail"]
 
     def _handle(self, method):
@@ -513,25 +485,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             app, tail = self._route()
             if method not in ("GET", "HEAD", "POST"):
                 raise RequestError(
-                    405, f"method {method} is not allowed: GET (or HEAD) for "
-                    "status and metadata, POST for :predict",
-                    headers=[("Allow", "GET, HEAD, POST" if tail is None or
-                              tail == "/metadata" else "POST")])
+                    405,
+                    f"method {method} is not allowed: GET (or HEAD) for status and metadata, POST for :predict",
+                    headers=[("Allow", "GET, HEAD, POST" if tail is None or tail == "/metadata" else "POST")],
+                )
             if tail in (":classify", ":regress"):
                 raise RequestError(
-                    400, f"model {app.name!r} serves :predict only; {tail} is "
+                    400,
+                    f"model {app.name!r} serves :predict only; {tail} is "
                     "not supported by this server (POST to "
-                    f"/v1/models/{app.name}:predict)")
+                    f"/v1/models/{app.name}:predict)",
+                )
             if method != "POST":
                 if tail == ":predict":
-                    raise RequestError(405, "predict needs POST",
-                                       headers=[("Allow", "POST")])
+                    raise RequestError(405, "predict needs POST", headers=[("Allow", "POST")])
                 if tail == "/metadata":
                     return 200, app.model.metadata(app.name), ()
                 return 200, app.model.status(), ()
             if tail != ":predict":
-                raise RequestError(405, "POST is only for NAME:predict",
-                                   headers=[("Allow", "GET, HEAD")])
+                raise RequestError(405, "POST is only for NAME:predict", headers=[("Allow", "GET, HEAD")])
             return 200, self._predict(app), ()
         except RequestError as error:
             return error.status, {"error": str(error)}, error.headers
@@ -546,29 +518,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self._unread is None or "Content-Length" not in self.headers:
             self.close_connection = True
             if self.headers.get("Transfer-Encoding"):
-                raise RequestError(411, "chunked bodies are not supported; "
-                                   "send Content-Length")
+                raise RequestError(411, "chunked bodies are not supported; send Content-Length")
             raise RequestError(411, "a Content-Length header is required")
         length = self._unread
         if length > limit:
             self.close_connection = True
             raise RequestError(
-                413, f"request body of {length} bytes exceeds the limit of "
+                413,
+                f"request body of {length} bytes exceeds the limit of "
                 f"{limit} bytes (--max-body-bytes): split the instances over "
                 f"at least {-(-length // limit)} requests of at most {limit} "
-                "bytes each")
+                "bytes each",
+            )
         if not app.admit(length):
             raise RequestError(
-                503, f"server busy: {app.max_inflight_bytes} bytes of requests "
+                503,
+                f"server busy: {app.max_inflight_bytes} bytes of requests "
                 "are already being served (--max-inflight-bytes); retry later",
-                headers=[("Retry-After", "1")])
+                headers=[("Retry-After", "1")],
+            )
         try:
             raw = self.rfile.read(length)
             self._unread = 0
             if len(raw) < length:
                 self.close_connection = True
-                raise ConnectionAbortedError(
-                    f"body ended after {len(raw)} of {length} bytes")
+                raise ConnectionAbortedError(f"body ended after {len(raw)} of {length} bytes")
             try:  # peak: body bytes + text; then text + compact arrays
                 text = raw.decode("utf-8")
                 del raw
@@ -604,7 +578,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         deadline = time.monotonic() + _DRAIN_SECONDS
         try:
             while remaining > 0 and time.monotonic() < deadline:
-                got = self.rfile.readinto(buffer[:min(remaining, len(buffer))])
+                got = self.rfile.readinto(buffer[: min(remaining, len(buffer))])
                 if not got:
                     break
                 remaining -= got
@@ -618,9 +592,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.server.app.max_body_bytes:
             self.close_connection = True
-            self._send(413, {"error": f"request body of {length} bytes exceeds "
-                             f"the limit of {self.server.app.max_body_bytes} "
-                             "bytes (--max-body-bytes)"})
+            self._send(
+                413,
+                {
+                    "error": f"request body of {length} bytes exceeds "
+                    f"the limit of {self.server.app.max_body_bytes} "
+                    "bytes (--max-body-bytes)"
+                },
+            )
             return False
         return super().handle_expect_100()
 
@@ -659,9 +638,12 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
         """A client that went away is one log line, not a traceback."""
         error = sys.exc_info()[1]
         if isinstance(error, (ConnectionError, TimeoutError)):
-            log.warning("client %s dropped the connection (%s: %s)",
-                        ":".join(map(str, client_address[:2])),
-                        type(error).__name__, error)
+            log.warning(
+                "client %s dropped the connection (%s: %s)",
+                ":".join(map(str, client_address[:2])),
+                type(error).__name__,
+                error,
+            )
         else:
             super().handle_error(request, client_address)
 
@@ -692,12 +674,19 @@ class ModelServer:
     port, readable from `.port` after start. `serve_forever()` blocks instead.
     """
 
-    def __init__(self, model_dir, *, name="model", host="127.0.0.1", port=8501,
-                 max_body_bytes=DEFAULT_MAX_BODY_BYTES, max_concurrent=4,
-                 max_inflight_bytes=None):
+    def __init__(
+        self,
+        model_dir,
+        *,
+        name="model",
+        host="127.0.0.1",
+        port=8501,
+        max_body_bytes=DEFAULT_MAX_BODY_BYTES,
+        max_concurrent=4,
+        max_inflight_bytes=None,
+    ):
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-            raise ValueError(f"name must be a non-empty string of letters, "
-                             f"digits, '_', '.', '-', got {name!r}")
+            raise ValueError(f"name must be a non-empty string of letters, digits, '_', '.', '-', got {name!r}")
         if not isinstance(host, str) or not host:
             raise TypeError(f"host must be a non-empty string, got {host!r}")
         if isinstance(port, bool) or not isinstance(port, int):
@@ -710,13 +699,12 @@ class ModelServer:
             raise ValueError(f"max_body_bytes must be an int >= 1, got {max_body_bytes}")
         if max_inflight_bytes is None:
             max_inflight_bytes = 4 * max_body_bytes
-        if (isinstance(max_inflight_bytes, bool)
-                or not isinstance(max_inflight_bytes, int)):
-            raise TypeError(f"max_inflight_bytes must be an int >= max_body_bytes, "
-                            f"got {max_inflight_bytes!r}")
+        if isinstance(max_inflight_bytes, bool) or not isinstance(max_inflight_bytes, int):
+            raise TypeError(f"max_inflight_bytes must be an int >= max_body_bytes, got {max_inflight_bytes!r}")
         if max_inflight_bytes < max_body_bytes:
-            raise ValueError(f"max_inflight_bytes must be an int >= max_body_bytes "
-                             f"({max_body_bytes}), got {max_inflight_bytes}")
+            raise ValueError(
+                f"max_inflight_bytes must be an int >= max_body_bytes ({max_body_bytes}), got {max_inflight_bytes}"
+            )
         self.name = name
         self.host = host
         self.max_body_bytes = max_body_bytes
@@ -758,8 +746,11 @@ class ModelServer:
         """Bind and serve on a daemon thread; return the bound port."""
         self._bind()
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-            name=f"keras-regnet-serve-{self.port}", daemon=True)
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"keras-regnet-serve-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self.port
 
@@ -804,9 +795,17 @@ class ModelServer:
         self.stop()
 
 
-def serve(model_dir, *, name="model", host="127.0.0.1", port=8501,
-          max_body_bytes=DEFAULT_MAX_BODY_BYTES, max_concurrent=4,
-          max_inflight_bytes=None, ready=None):
+def serve(
+    model_dir,
+    *,
+    name="model",
+    host="127.0.0.1",
+    port=8501,
+    max_body_bytes=DEFAULT_MAX_BODY_BYTES,
+    max_concurrent=4,
+    max_inflight_bytes=None,
+    ready=None,
+):
     """Serve `model_dir` until Ctrl-C or SIGTERM; return 0.
 
     `ready`, if given, is called with the running `ModelServer` (the CLI uses
@@ -814,10 +813,15 @@ def serve(model_dir, *, name="model", host="127.0.0.1", port=8501,
     """
     import signal
 
-    server = ModelServer(model_dir, name=name, host=host, port=port,
-                         max_body_bytes=max_body_bytes,
-                         max_concurrent=max_concurrent,
-                         max_inflight_bytes=max_inflight_bytes)
+    server = ModelServer(
+        model_dir,
+        name=name,
+        host=host,
+        port=port,
+        max_body_bytes=max_body_bytes,
+        max_concurrent=max_concurrent,
+        max_inflight_bytes=max_inflight_bytes,
+    )
     stop = threading.Event()
     previous = None
     if threading.current_thread() is threading.main_thread():

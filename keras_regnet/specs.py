@@ -57,9 +57,11 @@ class StageSpec:
         _check_positive("bottleneck_ratio", self.bottleneck_ratio)
         _check_stride("stride", self.stride)
         if self.width / self.bottleneck_ratio > MAX_WIDTH:
-            raise ValueError(f"bottleneck_ratio {self.bottleneck_ratio:g} makes the bottleneck width "
-                             f"width / bottleneck_ratio = {self.width / self.bottleneck_ratio:g}, above "
-                             f"{MAX_WIDTH}: bottleneck_ratio must be >= width / {MAX_WIDTH}")
+            raise ValueError(
+                f"bottleneck_ratio {self.bottleneck_ratio:g} makes the bottleneck width "
+                f"width / bottleneck_ratio = {self.width / self.bottleneck_ratio:g}, above "
+                f"{MAX_WIDTH}: bottleneck_ratio must be >= width / {MAX_WIDTH}"
+            )
         if self.se_ratio is not None:
             check_number("se_ratio", self.se_ratio, 0, 1, min_open=True)
         # Normalize numeric types so equal specs compare and hash equal.
@@ -122,8 +124,10 @@ class AnyNetSpec:
         if len(stages) > MAX_STAGES:
             raise ValueError(f"stages must hold at most {MAX_STAGES} stages")
         if sum(stage.depth for stage in stages) > MAX_DEPTH:
-            raise ValueError(f"the stages' depths add up to {sum(stage.depth for stage in stages)} blocks; "
-                             f"at most {MAX_DEPTH} are allowed")
+            raise ValueError(
+                f"the stages' depths add up to {sum(stage.depth for stage in stages)} blocks; "
+                f"at most {MAX_DEPTH} are allowed"
+            )
         object.__setattr__(self, "stem_width", int(self.stem_width))
         object.__setattr__(self, "stages", stages)
         for i, stage in enumerate(stages, 1):
@@ -204,9 +208,7 @@ class AnyNetSpec:
         parts = [f"stem {self.stem_width}"]
         for s in self.stages:
             extra = f", se {s.se_ratio:g}" if s.se_ratio else ""
-            parts.append(
-                f"{s.depth}x{s.width} (g{s.group_width}, b{s.bottleneck_ratio:g}, s{s.stride}{extra})"
-            )
+            parts.append(f"{s.depth}x{s.width} (g{s.group_width}, b{s.bottleneck_ratio:g}, s{s.stride}{extra})")
         return f"[{self.block}] " + " | ".join(parts)
 
 
@@ -260,8 +262,7 @@ def quantized_widths(w_0, w_a, w_m, depth, q=8):
     q = check_int("q", q, 1)
     widths = quantized_widths_batch(w_0, w_a, w_m, depth, q)[0].astype(int)
     if widths[0] <= 0:
-        raise ValueError(f"w_0={w_0} rounds to width 0 with quantum q={q}; use w_0 >= q/2 "
-                         "(pycls uses a multiple of q)")
+        raise ValueError(f"w_0={w_0} rounds to width 0 with quantum q={q}; use w_0 >= q/2 (pycls uses a multiple of q)")
     return widths.tolist()
 
 
@@ -285,8 +286,7 @@ def quantized_widths_batch(w_0, w_a, w_m, depth, q=8, *, tie_tolerance=1e-9):
     return np.round(y) * q, steps, ties
 
 
-def regnet_spec(w_0, w_a, w_m, depth, group_width, bottleneck_ratio=1.0, se_ratio=None, q=8,
-                *, stem_width=32):
+def regnet_spec(w_0, w_a, w_m, depth, group_width, bottleneck_ratio=1.0, se_ratio=None, q=8, *, stem_width=32):
     """The paper's quasi-linear RegNet parameterization -> AnyNetSpec.
 
     u_j = w_0 + w_a*j; s_j = round(ln(u_j/w_0)/ln(w_m)) (half to even);

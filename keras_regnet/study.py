@@ -33,8 +33,7 @@ SAMPLES = 50
 FLOPS = (0.5e6, 2e6)
 # 32 px is the smallest input that the stem and 4 stride-2 stages accept; batch 32
 # gives digits' 1,347 training images 43 steps an epoch.
-STUDY_CONFIG = search.SearchConfig(epochs=5, image_size=32, batch_size=32, lr=0.05, out="runs/study",
-                                   save_best=False)
+STUDY_CONFIG = search.SearchConfig(epochs=5, image_size=32, batch_size=32, lr=0.05, out="runs/study", save_best=False)
 PROXY_FACTOR = 4  # the proxy check retrains for this many times the epochs
 
 STUDY_FILE = "study.json"
@@ -42,6 +41,7 @@ PROXY_FILE = "proxy_check.csv"
 
 
 # --------------------------------------------------------------------------- arguments
+
 
 def check_spaces(spaces):
     """Known, distinct design spaces: a sequence of names or DesignSpace objects (one name alone too).
@@ -54,8 +54,9 @@ def check_spaces(spaces):
         raise ValueError(f"--spaces is empty; choose from {', '.join(design_spaces.names())}")
     for space in spaces:
         if not isinstance(space, design_spaces.DesignSpace) and space not in design_spaces.names():
-            raise ValueError(f"unknown design space {space!r} in --spaces; choose from "
-                             f"{', '.join(design_spaces.names())}")
+            raise ValueError(
+                f"unknown design space {space!r} in --spaces; choose from {', '.join(design_spaces.names())}"
+            )
     names = [_name(s) for s in spaces]
     if len(set(names)) != len(names):
         raise ValueError(f"--spaces names a space twice: {','.join(names)}")
@@ -77,6 +78,7 @@ def with_window(space, window):
 
 
 # --------------------------------------------------------------------------- running
+
 
 def run_study(spaces=SPACES, *, samples=SAMPLES, flops=FLOPS, proxy_check=0, config=None, **settings):
     """Run (or resume) the study; write the report. Returns `summary.json`'s dict (None for a worker).
@@ -101,54 +103,87 @@ def run_study(spaces=SPACES, *, samples=SAMPLES, flops=FLOPS, proxy_check=0, con
     config = dataclasses.replace(config, max_trials=samples, save_best=False)
     spaces = [with_window(s, flops) for s in check_spaces(spaces)]
     out = os.fspath(config.out)
-    run_folder.claim(out, {"spaces": [s.describe() for s in spaces], "epochs": config.epochs,
-                           "dataset": config.dataset, "image_size": config.image_size,
-                           "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed},
-                     file=STUDY_FILE, what="a study (only --samples and --proxy-check may change)")
+    run_folder.claim(
+        out,
+        {
+            "spaces": [s.describe() for s in spaces],
+            "epochs": config.epochs,
+            "dataset": config.dataset,
+            "image_size": config.image_size,
+            "batch_size": config.batch_size,
+            "lr": config.lr,
+            "seed": config.seed,
+        },
+        file=STUDY_FILE,
+        what="a study (only --samples and --proxy-check may change)",
+    )
     # Every window must be satisfiable at the data's shape before any training.
     ds = config.load_data()
     for space in spaces:
-        design_spaces.get(**{**space.to_dict(), "input_shape": tuple(ds.input_shape),
-                             "classes": ds.num_classes}).sample(np.random.default_rng(config.seed))
+        design_spaces.get(
+            **{**space.to_dict(), "input_shape": tuple(ds.input_shape), "classes": ds.num_classes}
+        ).sample(np.random.default_rng(config.seed))
 
     start = time.perf_counter()
     prepared = []
     for i, space in enumerate(spaces):
-        space_config = dataclasses.replace(config, out=os.path.join(out, space.name),
-                                           oracle_port=config.oracle_port + i)
-        tuning.set_distributed(config.distributed, oracle_host=config.oracle_host,
-                               oracle_port=space_config.oracle_port, worker_id=config.worker_id)
+        space_config = dataclasses.replace(
+            config, out=os.path.join(out, space.name), oracle_port=config.oracle_port + i
+        )
+        tuning.set_distributed(
+            config.distributed,
+            oracle_host=config.oracle_host,
+            oracle_port=space_config.oracle_port,
+            worker_id=config.worker_id,
+        )
         prepared.append(search.prepare_search(space, ds, space_config, name=space.name))
-    print(f"study: {len(spaces)} spaces x {samples} samples x {config.epochs} epochs, flops "
-          f"{report.window_text(spaces[0].flops_window)}, {config.worker_count()} worker processes -> {out}", flush=True)
+    print(
+        f"study: {len(spaces)} spaces x {samples} samples x {config.epochs} epochs, flops "
+        f"{report.window_text(spaces[0].flops_window)}, {config.worker_count()} worker processes -> {out}",
+        flush=True,
+    )
     if config.distributed == "chief":  # serve each space's oracle in turn; the workers train
         for search_of_space in prepared:
-            tuning.set_distributed("chief", oracle_host=config.oracle_host,
-                                   oracle_port=search_of_space.config.oracle_port)
+            tuning.set_distributed(
+                "chief", oracle_host=config.oracle_host, oracle_port=search_of_space.config.oracle_port
+            )
             search.serve(search_of_space)
     else:
         # One pool for every space: no worker idles at the boundary between two spaces. A
         # distributed worker follows the chief, which serves one space at a time.
-        trial_workers.run_searches([p.pool for p in prepared], search.worker_setup(config),
-                                   workers=config.worker_count(), sequential=config.distributed == "worker")
+        trial_workers.run_searches(
+            [p.pool for p in prepared],
+            search.worker_setup(config),
+            workers=config.worker_count(),
+            sequential=config.distributed == "worker",
+        )
     print(f"study: {time.perf_counter() - start:.0f} s", flush=True)
     if config.distributed == "worker":
         return None
     for i, (space, search_of_space) in enumerate(zip(spaces, prepared)):
         records = search.finish_search(search_of_space)
         errors = [e for e in (search.val_error(r) for r in records) if e is not None]
-        text = (f"error min {min(errors):.4f} median {float(np.median(errors)):.4f}" if errors
-                else "no completed trial")
-        print(f"[{i + 1}/{len(spaces)}] {space.name}: {len(errors)}/{len(records)} trials completed, {text}",
-              flush=True)
+        text = f"error min {min(errors):.4f} median {float(np.median(errors)):.4f}" if errors else "no completed trial"
+        print(
+            f"[{i + 1}/{len(spaces)}] {space.name}: {len(errors)}/{len(records)} trials completed, {text}", flush=True
+        )
     names = [s.name for s in spaces]
     proxy = None
     if proxy_check:
         proxy = run_proxy_check(out, names, proxy_check, ds=ds, config=config)
-    settings = {"spaces": names, "samples": samples, "epochs": config.epochs, "flops": _shared_window(spaces),
-                "dataset": config.dataset, "image_size": int(ds.input_shape[0]), "batch_size": config.batch_size,
-                "lr": config.lr, "seed": config.seed, "proxy_check": proxy_check,
-                "wall_seconds_this_run": round(time.perf_counter() - start, 1)}
+    settings = {
+        "spaces": names,
+        "samples": samples,
+        "epochs": config.epochs,
+        "flops": _shared_window(spaces),
+        "dataset": config.dataset,
+        "image_size": int(ds.input_shape[0]),
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "seed": config.seed,
+        "proxy_check": proxy_check,
+        "wall_seconds_this_run": round(time.perf_counter() - start, 1),
+    }
     summary = report.write_report(out, load_trials(out, names), settings, proxy=proxy)
     print(f"report: {os.path.join(out, 'report.md')}", flush=True)
     return summary
@@ -164,6 +199,7 @@ def _shared_window(spaces):
 
 
 # --------------------------------------------------------------------------- trials
+
 
 def load_trials(out, spaces):
     """{space: completed trial rows (dicts, val_error and flops as floats)} from OUT/<space>/trials.csv."""
@@ -181,6 +217,7 @@ def load_trials(out, spaces):
 
 
 # --------------------------------------------------------------------------- proxy check
+
 
 def pick_spread(rows, k):
     """k rows spread evenly over the error range (sorted by error, then space and id): deterministic."""
@@ -227,14 +264,24 @@ def run_proxy_check(out, spaces, k, *, ds, config):
         training.compile_model(model, recipe, ds.steps_per_epoch)
         history = model.fit(ds.train, validation_data=ds.validation, epochs=epochs, verbose=0)
         long_error = 1.0 - float(history.history["val_accuracy"][-1])
-        done[key] = {"space": key[0], "trial_id": key[1], "flops": int(row["flops"]),
-                     "short_error": row["val_error"], "long_error": long_error, "epochs": epochs,
-                     "seconds": round(time.perf_counter() - began, 1)}
-        run_folder.write_csv(path, fields, [done[(r["space"], str(r["trial_id"]))] for r in chosen
-                                  if (r["space"], str(r["trial_id"])) in done])
-        print(f"proxy {i + 1}/{len(chosen)} {key[0]} trial {key[1]}: error {row['val_error']:.4f} after "
-              f"{config.epochs} epochs, {long_error:.4f} after {epochs} "
-              f"({done[key]['seconds']:.0f} s)", flush=True)
+        done[key] = {
+            "space": key[0],
+            "trial_id": key[1],
+            "flops": int(row["flops"]),
+            "short_error": row["val_error"],
+            "long_error": long_error,
+            "epochs": epochs,
+            "seconds": round(time.perf_counter() - began, 1),
+        }
+        run_folder.write_csv(
+            path,
+            fields,
+            [done[(r["space"], str(r["trial_id"]))] for r in chosen if (r["space"], str(r["trial_id"])) in done],
+        )
+        print(
+            f"proxy {i + 1}/{len(chosen)} {key[0]} trial {key[1]}: error {row['val_error']:.4f} after "
+            f"{config.epochs} epochs, {long_error:.4f} after {epochs} "
+            f"({done[key]['seconds']:.0f} s)",
+            flush=True,
+        )
     return report.proxy_summary([done[(r["space"], str(r["trial_id"]))] for r in chosen], config.epochs, epochs)
-
-

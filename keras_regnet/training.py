@@ -35,7 +35,8 @@ Notes on the choices:
   before the model is built; the classifier is kept in float32 (see
   `float32_classifier`). ``"fp16"`` is for GPUs and refused without one:
   TensorFlow has few float16 CPU kernels, so it trains far slower than float32
-  there (README, "Training"); ``"bf16"`` is the CPU choice (AVX512-BF16/AMX). Keras adds loss scaling for fp16 by itself.
+  there (README, "Training"); ``"bf16"`` is the CPU choice (AVX512-BF16/AMX).
+  Keras adds loss scaling for fp16 by itself.
 - Resume: at the end of every epoch the weights and optimizer state go to
   ``OUT/backup/epoch-<n>.weights.h5`` (written to a temporary file, then
   renamed), and only then ``OUT/backup/state.json`` (atomic) names that file,
@@ -70,6 +71,7 @@ MIXED_PRECISION = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_fl
 
 
 # --------------------------------------------------------------------------- config
+
 
 def _safe_name(text):
     """A file-name-safe label: spec paths -> file stem, folder paths -> base name."""
@@ -146,8 +148,7 @@ class TrainConfig:
                 value = os.fspath(value)
                 setattr(self, name, value)
             if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"TrainConfig.{name} must be None or a non-empty path; "
-                                 f"received {value!r}.")
+                raise ValueError(f"TrainConfig.{name} must be None or a non-empty path; received {value!r}.")
         if self.image_size is not None:
             check_int("TrainConfig.image_size", self.image_size, 8)
         check_int("TrainConfig.epochs", self.epochs, 1)
@@ -172,6 +173,7 @@ class TrainConfig:
 
 # --------------------------------------------------------------------------- optimizer, loss
 
+
 def warmup_steps(config, steps_per_epoch):
     """Warm-up length in steps: `warmup_epochs` of steps, at most half of the run."""
     total = config.epochs * steps_per_epoch
@@ -195,8 +197,8 @@ def make_learning_rate(config, steps_per_epoch):
     if warmup == 0:
         return keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=total, alpha=alpha)
     return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, total - warmup), alpha=alpha,
-        warmup_target=config.lr, warmup_steps=warmup)
+        0.0, decay_steps=max(1, total - warmup), alpha=alpha, warmup_target=config.lr, warmup_steps=warmup
+    )
 
 
 def make_optimizer(config, steps_per_epoch):
@@ -207,8 +209,10 @@ def make_optimizer(config, steps_per_epoch):
     from keras_regnet.optimizers import SGD
 
     return SGD(
-        learning_rate=make_learning_rate(config, steps_per_epoch), momentum=config.momentum,
-        weight_decay=config.weight_decay or None)
+        learning_rate=make_learning_rate(config, steps_per_epoch),
+        momentum=config.momentum,
+        weight_decay=config.weight_decay or None,
+    )
 
 
 def _register_loss():
@@ -218,9 +222,14 @@ def _register_loss():
     class SparseCategoricalCrossentropyWithSmoothing(keras.losses.Loss):
         """Sparse (integer) labels -> one-hot -> categorical cross-entropy with label smoothing."""
 
-        def __init__(self, from_logits=False, label_smoothing=0.0,
-                     name="sparse_categorical_crossentropy", reduction="sum_over_batch_size",
-                     dtype=None):
+        def __init__(
+            self,
+            from_logits=False,
+            label_smoothing=0.0,
+            name="sparse_categorical_crossentropy",
+            reduction="sum_over_batch_size",
+            dtype=None,
+        ):
             super().__init__(name=name, reduction=reduction, dtype=dtype)
             self.from_logits = from_logits
             self.label_smoothing = label_smoothing
@@ -230,12 +239,11 @@ def _register_loss():
             y_true = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
             one_hot = keras.ops.one_hot(y_true, classes, dtype=y_pred.dtype)
             return keras.losses.categorical_crossentropy(
-                one_hot, y_pred, from_logits=self.from_logits,
-                label_smoothing=self.label_smoothing)
+                one_hot, y_pred, from_logits=self.from_logits, label_smoothing=self.label_smoothing
+            )
 
         def get_config(self):
-            return {**super().get_config(), "from_logits": self.from_logits,
-                    "label_smoothing": self.label_smoothing}
+            return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
 
     SparseCategoricalCrossentropyWithSmoothing.__qualname__ = "SparseCategoricalCrossentropyWithSmoothing"
     return SparseCategoricalCrossentropyWithSmoothing
@@ -276,7 +284,8 @@ def classifier_from_logits(model):
         return name == "linear"
     raise ValueError(
         f"the model's final layer {model.layers[-1].name!r} has activation {name!r}; "
-        "training needs classifier_activation='softmax' or None (logits).")
+        "training needs classifier_activation='softmax' or None (logits)."
+    )
 
 
 def compile_model(model, config, steps_per_epoch):
@@ -293,11 +302,15 @@ def compile_model(model, config, steps_per_epoch):
     from_logits = classifier_from_logits(model)
     if config.label_smoothing > 0:
         loss = __getattr__("SparseCategoricalCrossentropyWithSmoothing")(
-            from_logits=from_logits, label_smoothing=config.label_smoothing)
+            from_logits=from_logits, label_smoothing=config.label_smoothing
+        )
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss,
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch),
+        loss=loss,
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
     # Built here, eagerly: built inside the first traced step, the optimizer's
     # variables make TensorFlow trace the whole training step twice.
     model.optimizer.build(model.trainable_variables)
@@ -336,8 +349,14 @@ HISTORY_FILE = "history.csv"
 
 def claim_out_dir(out, name, spec, config):
     """Refuse an output folder that holds a run of another model or dataset (run.json or summary.json)."""
-    run_folder.claim(out, {"model": name, "spec": spec.to_dict(), "dataset": config.dataset}, file=RUN_FILE,
-                     also=(SUMMARY_FILE,), what="a run", record=False)
+    run_folder.claim(
+        out,
+        {"model": name, "spec": spec.to_dict(), "dataset": config.dataset},
+        file=RUN_FILE,
+        also=(SUMMARY_FILE,),
+        what="a run",
+        record=False,
+    )
 
 
 def _read_history(path):
@@ -367,8 +386,12 @@ def read_backup(backup_dir):
             raise ValueError(f"bad epoch {epoch!r}")
         if not os.path.isfile(weights):
             raise ValueError(f"{weights} is missing")
-        return {"epoch": epoch, "weights": weights, "wall_time_s": float(state.get("wall_time_s", 0.0)),
-                "steps": int(state.get("steps", 0))}
+        return {
+            "epoch": epoch,
+            "weights": weights,
+            "wall_time_s": float(state.get("wall_time_s", 0.0)),
+            "steps": int(state.get("steps", 0)),
+        }
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"unreadable backup {path}: {error}") from None
 
@@ -381,10 +404,15 @@ def _backup_callback(backup_dir, *, before, throughput, start):
         def on_epoch_end(self, epoch, logs=None):
             name = f"epoch-{epoch + 1}.weights.h5"
             save_model_atomically(self.model, os.path.join(backup_dir, name))
-            run_folder.write_json(os.path.join(backup_dir, BACKUP_STATE), {
-                "epoch": epoch + 1, "weights": name,
-                "wall_time_s": before["wall_time_s"] + time.perf_counter() - start,
-                "steps": before["steps"] + throughput.steps})
+            run_folder.write_json(
+                os.path.join(backup_dir, BACKUP_STATE),
+                {
+                    "epoch": epoch + 1,
+                    "weights": name,
+                    "wall_time_s": before["wall_time_s"] + time.perf_counter() - start,
+                    "steps": before["steps"] + throughput.steps,
+                },
+            )
             for other in os.listdir(backup_dir):
                 if other.endswith(".weights.h5") and other != name:
                     os.remove(os.path.join(backup_dir, other))
@@ -394,6 +422,7 @@ def _backup_callback(backup_dir, *, before, throughput, start):
 
 def _trim_history(path, epoch):
     """Keep the rows of epochs < `epoch` (a resumed run appends the rest); [] and no file at 0."""
+
     def row_epoch(row):
         try:
             return int(row.get("epoch"))
@@ -410,6 +439,7 @@ def _trim_history(path, epoch):
 
 
 # --------------------------------------------------------------------------- callbacks
+
 
 def epoch_timer(start=None):
     """A callback that times each epoch: `seconds` in training steps (validation excluded), `steps`
@@ -479,12 +509,15 @@ def make_callbacks(out, *, initial_best=None):
 
 # --------------------------------------------------------------------------- the job
 
+
 def _check_image_size(side, spec, model_name, what):
     """`what` names the size's origin, e.g. "--image-size 16"."""
     if side < spec.min_input_size:
-        raise ValueError(f"{what} is below {spec.min_input_size}, the smallest input side "
-                         f"{model_name} accepts (it downsamples {spec.min_input_size}x); "
-                         f"use --image-size {spec.min_input_size} or more.")
+        raise ValueError(
+            f"{what} is below {spec.min_input_size}, the smallest input side "
+            f"{model_name} accepts (it downsamples {spec.min_input_size}x); "
+            f"use --image-size {spec.min_input_size} or more."
+        )
 
 
 def train(config):
@@ -525,24 +558,34 @@ def train(config):
     import tensorflow as tf
 
     if config.mixed_precision == "fp16" and not tf.config.list_physical_devices("GPU"):
-        raise ValueError("--mixed-precision fp16 needs a GPU: on CPU TensorFlow runs float16 "
-                         "about 25x slower than float32; use bf16 on CPUs (AVX512-BF16/AMX) or off.")
+        raise ValueError(
+            "--mixed-precision fp16 needs a GPU: on CPU TensorFlow runs float16 "
+            "about 25x slower than float32; use bf16 on CPUs (AVX512-BF16/AMX) or off."
+        )
 
     from keras_regnet import data as data_lib
     from keras_regnet.models import build_model
 
     keras.utils.set_random_seed(config.seed)
-    ds = data_lib.load(config.dataset, image_size=config.image_size,
-                       batch_size=config.batch_size, data_dir=config.data_dir,
-                       augment=config.augment, seed=config.seed)
+    ds = data_lib.load(
+        config.dataset,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        data_dir=config.data_dir,
+        augment=config.augment,
+        seed=config.seed,
+    )
     input_shape = tuple(ds.input_shape)
-    _check_image_size(min(input_shape[:2]), spec, name,
-                      f"the image size of {config.dataset!r} ({input_shape[0]}x{input_shape[1]})")
+    _check_image_size(
+        min(input_shape[:2]), spec, name, f"the image size of {config.dataset!r} ({input_shape[0]}x{input_shape[1]})"
+    )
 
     try:
         os.makedirs(out, exist_ok=True)
-        run_folder.write_json(os.path.join(out, RUN_FILE), {"model": name, "spec": spec.to_dict(),
-                                                            "dataset": config.dataset, "config": config.to_dict()})
+        run_folder.write_json(
+            os.path.join(out, RUN_FILE),
+            {"model": name, "spec": spec.to_dict(), "dataset": config.dataset, "config": config.to_dict()},
+        )
     except OSError as error:
         raise ValueError(f"--out {out!r} cannot be written: {error.strerror or error}.") from None
 
@@ -566,8 +609,11 @@ def train(config):
                 try:
                     model.load_weights(resume["weights"])
                 except Exception as error:  # noqa: BLE001 - any unreadable backup means start over
-                    print(f"warning: unreadable backup {resume['weights']} ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0] if str(error) else ''}); starting over", flush=True)
+                    print(
+                        f"warning: unreadable backup {resume['weights']} ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else ''}); starting over",
+                        flush=True,
+                    )
                     shutil.rmtree(backup_dir, ignore_errors=True)
                     resume = None
         distribute.fix_multiworker(model, strategy)
@@ -578,8 +624,7 @@ def train(config):
         previous = _trim_history(history_path, initial_epoch)
         if not initial_epoch:
             shutil.rmtree(os.path.join(out, "logs"), ignore_errors=True)
-        best_before = max((float(r["val_accuracy"]) for r in previous if r.get("val_accuracy")),
-                          default=None)
+        best_before = max((float(r["val_accuracy"]) for r in previous if r.get("val_accuracy")), default=None)
         if initial_epoch and config.verbose:
             print(f"Resuming from {backup_dir}: {initial_epoch} of {config.epochs} epochs done.", flush=True)
         throughput = epoch_timer(start)
@@ -588,8 +633,15 @@ def train(config):
         callbacks = [*make_callbacks(out, initial_best=best_before), throughput, backup]
         if strategy.num_replicas_in_sync > 1:
             callbacks.insert(0, distribute.sync_statistics_callback(strategy))
-        model.fit(ds.train, validation_data=ds.validation, epochs=config.epochs, initial_epoch=initial_epoch, shuffle=False,
-                  callbacks=callbacks, verbose=config.verbose)
+        model.fit(
+            ds.train,
+            validation_data=ds.validation,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            shuffle=False,
+            callbacks=callbacks,
+            verbose=config.verbose,
+        )
         test_loss, test_accuracy = model.evaluate(ds.test, verbose=0)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -599,8 +651,7 @@ def train(config):
     val = [float(r["val_accuracy"]) for r in rows if r.get("val_accuracy")]
     # Throughput: the first epoch of this process includes tracing; leave it out when possible.
     seconds = throughput.seconds[1:] or throughput.seconds
-    images_per_second = (ds.num_examples["train"] * len(seconds) / sum(seconds)
-                         if seconds and sum(seconds) > 0 else None)
+    images_per_second = ds.num_examples["train"] * len(seconds) / sum(seconds) if seconds and sum(seconds) > 0 else None
     summary = {
         "model": name,
         "dataset": config.dataset,
@@ -613,8 +664,7 @@ def train(config):
         "resumed_from_epoch": initial_epoch,
         "steps": before["steps"] + throughput.steps,  # the whole run, resumed parts included
         "steps_this_run": throughput.steps,
-        "accuracy": {"test": float(test_accuracy),
-                     "best_validation": max(val) if val else None},
+        "accuracy": {"test": float(test_accuracy), "best_validation": max(val) if val else None},
         "test_loss": float(test_loss),
         "wall_time_s": round(before["wall_time_s"] + time.perf_counter() - start, 3),
         "wall_time_this_run_s": round(time.perf_counter() - start, 3),

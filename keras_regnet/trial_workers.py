@@ -91,6 +91,7 @@ class WorkerSetup:
 
 # --------------------------------------------------------------------------- worker process
 
+
 def _peak_rss_mb():
     import resource
 
@@ -124,8 +125,13 @@ def _worker_main(conn, setup):
     tf.config.threading.set_inter_op_parallelism_threads(setup.threads)
     from keras_regnet import data as data_lib
 
-    ds = data_lib.load(setup.dataset, image_size=setup.image_size, batch_size=setup.batch_size,
-                       data_dir=setup.data_dir, seed=setup.seed)
+    ds = data_lib.load(
+        setup.dataset,
+        image_size=setup.image_size,
+        batch_size=setup.batch_size,
+        data_dir=setup.data_dir,
+        seed=setup.seed,
+    )
     conn.send(("ready", os.getpid()))
     done = 0
     while True:
@@ -160,8 +166,12 @@ def _run_trial(task, ds, setup):
         keras.utils.set_random_seed(_trial_seed(setup.seed, task["trial_id"]))
         space = design_spaces.get(**task["space"])
         hypermodel = DesignSpaceHyperModel(
-            space, input_shape=ds.input_shape, classes=ds.num_classes,
-            train_config=training.TrainConfig(**setup.train_config), steps_per_epoch=ds.steps_per_epoch)
+            space,
+            input_shape=ds.input_shape,
+            classes=ds.num_classes,
+            train_config=training.TrainConfig(**setup.train_config),
+            steps_per_epoch=ds.steps_per_epoch,
+        )
         hp = keras_tuner.HyperParameters()
         hp.values = dict(task["values"])
         model = hypermodel.build(hp)
@@ -169,12 +179,22 @@ def _run_trial(task, ds, setup):
             model.load_weights(task["load_weights"])
         timer = training.epoch_timer(start)
         keeper = _best_weights_callback(timer)
-        model.fit(ds.train, validation_data=ds.validation, epochs=task["epochs"], shuffle=False,
-                  initial_epoch=task.get("initial_epoch", 0), verbose=0, callbacks=[timer, keeper])
+        model.fit(
+            ds.train,
+            validation_data=ds.validation,
+            epochs=task["epochs"],
+            shuffle=False,
+            initial_epoch=task.get("initial_epoch", 0),
+            verbose=0,
+            callbacks=[timer, keeper],
+        )
         history = keeper.history
         threshold = task.get("save_above")
-        if task.get("save_path") and keeper.best_weights is not None and (
-                threshold is None or keeper.best >= threshold):
+        if (
+            task.get("save_path")
+            and keeper.best_weights is not None
+            and (threshold is None or keeper.best >= threshold)
+        ):
             model.set_weights(keeper.best_weights)
             training.save_model_atomically(model, task["save_path"])
         status, message = "COMPLETED", None
@@ -187,8 +207,7 @@ def _run_trial(task, ds, setup):
         message = f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=4)}"
     finally:
         keras.backend.clear_session()
-    return {"status": status, "message": message, "history": history,
-            "seconds": time.perf_counter() - start}
+    return {"status": status, "message": message, "history": history, "seconds": time.perf_counter() - start}
 
 
 def _best_weights_callback(timer):
@@ -219,6 +238,7 @@ def _best_weights_callback(timer):
 
 # --------------------------------------------------------------------------- pool
 
+
 class _Worker:
     """One worker process, started as ``python -m keras_regnet.trial_workers FD``.
 
@@ -233,8 +253,11 @@ class _Worker:
         parent, child = socket.socketpair()
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
         with child:
-            self.process = subprocess.Popen([sys.executable, "-m", "keras_regnet.trial_workers", str(child.fileno())],
-                                            pass_fds=[child.fileno()], env=env)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "keras_regnet.trial_workers", str(child.fileno())],
+                pass_fds=[child.fileno()],
+                env=env,
+            )
         self.conn = multiprocessing.connection.Connection(parent.detach())
         self.conn.send(dataclasses.asdict(setup))
         self.ready = False
@@ -287,8 +310,7 @@ class _Progress:
         left = max(self.total - self.done, 0)
         eta = "?" if rate <= 0 else _duration(left / rate)
         prefix = f"[{search.name}] " if search.name else ""
-        return (f"{prefix}{format_trial(trial)} | {self.done}/{self.total} ended, "
-                f"{rate * 3600:.0f} trials/h, ETA {eta}")
+        return f"{prefix}{format_trial(trial)} | {self.done}/{self.total} ended, {rate * 3600:.0f} trials/h, ETA {eta}"
 
 
 def _ended(oracle):
@@ -324,7 +346,7 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
     pool = {}
 
     def next_search(slot):
-        for i, search in enumerate(searches):
+        for i in range(len(searches)):
             if ended[i]:
                 continue
             if slot not in stopped[i]:
@@ -381,9 +403,12 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
         for slot in range(workers):
             start(slot)
         while True:
-            for i, search in enumerate(searches):
-                if not ended[i] and len(stopped[i]) == workers and not any(
-                        w.task and w.task[0] == i for w in pool.values()):
+            for i in range(len(searches)):
+                if (
+                    not ended[i]
+                    and len(stopped[i]) == workers
+                    and not any(w.task and w.task[0] == i for w in pool.values())
+                ):
                     ended[i] = True
             if all(ended):
                 break
@@ -423,8 +448,10 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
                 if not worker.ready:
                     failed_starts += 1
                     if failed_starts >= 3:
-                        raise RuntimeError(f"trial workers die while starting ({_died_message(worker.process)}); "
-                                           "run one trial in the foreground to see why")
+                        raise RuntimeError(
+                            f"trial workers die while starting ({_died_message(worker.process)}); "
+                            "run one trial in the foreground to see why"
+                        )
                 else:
                     failed_starts = 0
                 worker.stop()

@@ -90,13 +90,20 @@ def spec_from_values(values):
     stages = []
     i = 1
     while f"depth_{i}" in values:
-        stages.append(StageSpec(int(values[f"depth_{i}"]), int(values[f"width_{i}"]),
-                                int(values[f"group_width_{i}"]), float(values[f"bottleneck_ratio_{i}"])))
+        stages.append(
+            StageSpec(
+                int(values[f"depth_{i}"]),
+                int(values[f"width_{i}"]),
+                int(values[f"group_width_{i}"]),
+                float(values[f"bottleneck_ratio_{i}"]),
+            )
+        )
         i += 1
     if not stages:
         raise ValueError(f"trial values hold no stage values (depth_1, width_1, ...): {sorted(values)}")
-    return AnyNetSpec(stem_width=int(values.get("stem_width", 32)), stages=tuple(stages),
-                      block=values.get("block", "x"))
+    return AnyNetSpec(
+        stem_width=int(values.get("stem_width", 32)), stages=tuple(stages), block=values.get("block", "x")
+    )
 
 
 MAX_COLLISIONS = 20  # fresh draws tried before a search gives up on finding an untried network
@@ -224,7 +231,8 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
             spec = self.space.project(dict(hp.values)) or self.space.sample(np.random.default_rng(0))
         if not self.space.contains(spec):
             raise keras_tuner.errors.FailedTrialError(
-                f"configuration outside {self.space.name} or its complexity window: {spec.describe()}")
+                f"configuration outside {self.space.name} or its complexity window: {spec.describe()}"
+            )
         model = AnyNet(spec, input_shape=self.input_shape, classes=self.classes, name=self.name)
         return training.compile_model(model, self.train_config, self.steps_per_epoch)
 
@@ -266,8 +274,10 @@ def format_trial(trial):
     seconds = _last(trial, "seconds")
     flops = values.get("flops")
     flops_text = "?" if flops is None else f"{flops / 1e6:.1f}M"
-    return (f"trial {trial.trial_id} {trial.status.lower():9} depths {depths} widths {widths} "
-            f"flops {flops_text} val_error {error} time {'?' if seconds is None else f'{seconds:.1f}s'}")
+    return (
+        f"trial {trial.trial_id} {trial.status.lower():9} depths {depths} widths {widths} "
+        f"flops {flops_text} val_error {error} time {'?' if seconds is None else f'{seconds:.1f}s'}"
+    )
 
 
 def make_oracle(tuner, space, *, max_trials, seed, epochs):
@@ -278,8 +288,7 @@ def make_oracle(tuner, space, *, max_trials, seed, epochs):
     if tuner == "bayesian":
         # KerasTuner's default (3 x dimensions random points first) would make
         # a small budget pure random search; keep a quarter of it random.
-        return BayesianOptimizationOracle(max_trials=max_trials, num_initial_points=max(2, max_trials // 4),
-                                          **common)
+        return BayesianOptimizationOracle(max_trials=max_trials, num_initial_points=max(2, max_trials // 4), **common)
     if tuner == "hyperband":
         oracle = HyperbandOracle(max_epochs=max(epochs, 2), factor=3, hyperband_iterations=1, **common)
         oracle.max_trials = max_trials  # Hyperband sizes its brackets; this caps the total

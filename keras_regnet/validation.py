@@ -88,8 +88,14 @@ def check_input_shape(name, value, *, allow_none=False, min_side=1, integral_flo
     Channels must be >= 1 and each side >= `min_side` (the network's total
     downsampling), or None where `allow_none` (a model that takes any size).
     """
-    if (type(value) is tuple and len(value) == 3 and all(type(v) is int for v in value)
-            and value[0] >= min_side and value[1] >= min_side and value[2] >= 1):
+    if (
+        type(value) is tuple
+        and len(value) == 3
+        and all(type(v) is int for v in value)
+        and value[0] >= min_side
+        and value[1] >= min_side
+        and value[2] >= 1
+    ):
         return value  # the common case, fast: complexity.count runs it per sampled network
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 3:
         raise ArgumentTypeError(f"{name} must be (height, width, channels), got {value!r}")

@@ -166,13 +166,14 @@ def load_legacy_h5(model, path):
         if target not in by_name:
             raise ValueError(
                 f"weights file {path} has layer {source!r}, which has no counterpart "
-                f"{target!r} in model {model.name!r}: is it the same architecture?")
+                f"{target!r} in model {model.name!r}: is it the same architecture?"
+            )
         collected.setdefault(target, {})[slot] = arrays
     missing = [l.name for l in model.layers if l.weights and l.name not in collected]
     if missing:
         raise ValueError(
-            f"weights file {path} has no weights for {len(missing)} layers of "
-            f"{model.name!r}, e.g. {missing[:3]}")
+            f"weights file {path} has no weights for {len(missing)} layers of {model.name!r}, e.g. {missing[:3]}"
+        )
     for target, slots in collected.items():
         arrays = [a for slot in sorted(slots) for a in slots[slot]]
         layer = by_name[target]
@@ -181,13 +182,14 @@ def load_legacy_h5(model, path):
         if expected != got:
             raise ValueError(
                 f"layer {target!r}: weights file {path} holds shapes {got}, the model "
-                f"expects {expected} (different classes, input channels or architecture?)")
+                f"expects {expected} (different classes, input channels or architecture?)"
+            )
         layer.set_weights(arrays)
 
 
 def imagenet_weights_path(zoo_name, include_top):
     """Fetch (or find in the Keras cache) tf-keras's ImageNet file for a zoo model."""
-    key = zoo_name[len("RegNet"):].lower()
+    key = zoo_name[len("RegNet") :].lower()
     if key not in IMAGENET_WEIGHTS_SHA256:
         raise ValueError(f"no published ImageNet weights for {zoo_name}; use weights=None or a file path")
     file_name = f"regnet{key}{'' if include_top else '_notop'}.h5"
@@ -199,7 +201,8 @@ def imagenet_weights_path(zoo_name, include_top):
         raise ValueError(
             f"could not fetch the ImageNet weights of {zoo_name} from {url} ({error}). "
             f"Offline? Download that file on a connected machine and pass its path: "
-            f"{zoo_name}(weights='/path/to/{file_name}')") from None
+            f"{zoo_name}(weights='/path/to/{file_name}')"
+        ) from None
 
 
 def load_weights(model, weights):

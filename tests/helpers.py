@@ -32,12 +32,17 @@ def run_chief_and_workers(command, workers, log_dir, timeout):
     logs = {name: open(Path(log_dir) / f"{name}.log", "w+") for name in ("chief", *workers)}
     procs = {}
     try:
-        procs["chief"] = subprocess.Popen(command + ["--distributed", "chief"], cwd=ROOT,
-                                          stdout=logs["chief"], stderr=subprocess.STDOUT)
+        procs["chief"] = subprocess.Popen(
+            command + ["--distributed", "chief"], cwd=ROOT, stdout=logs["chief"], stderr=subprocess.STDOUT
+        )
         time.sleep(3)
         for name in workers:
-            procs[name] = subprocess.Popen(command + ["--distributed", "worker", "--worker-id", name], cwd=ROOT,
-                                           stdout=logs[name], stderr=subprocess.STDOUT)
+            procs[name] = subprocess.Popen(
+                command + ["--distributed", "worker", "--worker-id", name],
+                cwd=ROOT,
+                stdout=logs[name],
+                stderr=subprocess.STDOUT,
+            )
         for name in (*workers, "chief"):
             assert procs[name].wait(timeout=timeout) == 0, Path(logs[name].name).read_text()[-3000:]
     finally:

@@ -121,9 +121,7 @@ def test_normalized_edf_equal_bins_equals_plain_edf():
     # 4 log bins over [1, 1e4], 10 models in each
     complexity = np.repeat([1.0, 20.0, 300.0, 1e4], 10)
     grid = np.linspace(29, 61, 57)
-    np.testing.assert_allclose(
-        an.normalized_edf(errors, complexity, bins=4, at=grid), an.edf(errors, at=grid)
-    )
+    np.testing.assert_allclose(an.normalized_edf(errors, complexity, bins=4, at=grid), an.edf(errors, at=grid))
     a, b = an.normalized_edf(errors, complexity, bins=4), an.edf(errors)
     np.testing.assert_allclose(a.errors, b.errors)
     np.testing.assert_allclose(a.fractions, b.fractions)
@@ -366,9 +364,7 @@ def test_analysis_imports_no_tensorflow_keras_or_pyplot():
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(an.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root, env=env
-    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -408,8 +404,7 @@ def test_analysis_imports_no_tensorflow_keras_or_pyplot():
         (lambda: an.plot_edfs({}, "x.png"), "errors_by_space.*empty"),
         (lambda: an.plot_edfs({"a": []}, "x.png"), "errors_by_space\\['a'\\].*empty"),
         (lambda: an.plot_edfs({"a": [1.0]}, "x.jpg"), "path"),
-        (lambda: an.plot_edfs({"a": [1.0]}, "x.png", complexity_by_space={"b": [1.0]}),
-         "complexity_by_space.*'a'"),
+        (lambda: an.plot_edfs({"a": [1.0]}, "x.png", complexity_by_space={"b": [1.0]}), "complexity_by_space.*'a'"),
         (lambda: an.plot_error_vs_flops({"a": [1.0, 2.0]}, {"a": [1.0]}, "x.png"), "same length"),
         (lambda: an.plot_error_vs_flops({"a": [1.0]}, {"a": [-1.0]}, "x.png"), "positive"),
         (lambda: an.plot_width_staircase([], "x.png"), "empty"),

@@ -8,13 +8,18 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import ROOT
 
 
 def _cli(*args, env=None, timeout=900):
-    return subprocess.run([sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "apps.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])

@@ -8,8 +8,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "apps.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_summary_of_regnetx32():
@@ -47,14 +48,19 @@ def test_summary_of_bad_spec_files_is_one_line_naming_the_file(tmp_path):
     cases = {
         "deep.json": ("[" * 100_000 + "]" * 100_000).encode(),
         "huge_depth.json": b'{"stem_width": 8, "stages": [{"depth": 1000000000000000000000000000000, '
-                           b'"width": 16, "group_width": 8}]}',
+        b'"width": 16, "group_width": 8}]}',
         "latin1.json": '{"stem_width": 8, "stages": [], "block": "\xe9"}'.encode("latin-1"),
     }
     for name, data in cases.items():
         path = tmp_path / name
         path.write_bytes(data)
-        result = subprocess.run([sys.executable, "-m", "apps.cli", "summary", str(path)], cwd=ROOT,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "apps.cli", "summary", str(path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 2, (name, result.stderr[-2000:])
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and name in lines[0] and "Traceback" not in result.stderr, (name, lines)

@@ -5,14 +5,30 @@ from keras_regnet.specs import AnyNetSpec, StageSpec
 
 # pycls MODEL_ZOO.md (ImageNet, 224x224): flops (B), params (M), acts (M).
 PUBLISHED = {
-    "RegNetX002": (0.2, 2.7, 2.2), "RegNetX004": (0.4, 5.2, 3.1), "RegNetX006": (0.6, 6.2, 4.0),
-    "RegNetX008": (0.8, 7.3, 5.1), "RegNetX016": (1.6, 9.2, 7.9), "RegNetX032": (3.2, 15.3, 11.4),
-    "RegNetX040": (4.0, 22.1, 12.2), "RegNetX064": (6.5, 26.2, 16.4), "RegNetX080": (8.0, 39.6, 14.1),
-    "RegNetX120": (12.1, 46.1, 21.4), "RegNetX160": (15.9, 54.3, 25.5), "RegNetX320": (31.7, 107.8, 36.3),
-    "RegNetY002": (0.2, 3.2, 2.2), "RegNetY004": (0.4, 4.3, 3.9), "RegNetY006": (0.6, 6.1, 4.3),
-    "RegNetY008": (0.8, 6.3, 5.2), "RegNetY016": (1.6, 11.2, 8.0), "RegNetY032": (3.2, 19.4, 11.3),
-    "RegNetY040": (4.0, 20.6, 12.3), "RegNetY064": (6.4, 30.6, 16.4), "RegNetY080": (8.0, 39.2, 18.0),
-    "RegNetY120": (12.1, 51.8, 21.4), "RegNetY160": (15.9, 83.6, 23.0), "RegNetY320": (32.3, 145.0, 30.3),
+    "RegNetX002": (0.2, 2.7, 2.2),
+    "RegNetX004": (0.4, 5.2, 3.1),
+    "RegNetX006": (0.6, 6.2, 4.0),
+    "RegNetX008": (0.8, 7.3, 5.1),
+    "RegNetX016": (1.6, 9.2, 7.9),
+    "RegNetX032": (3.2, 15.3, 11.4),
+    "RegNetX040": (4.0, 22.1, 12.2),
+    "RegNetX064": (6.5, 26.2, 16.4),
+    "RegNetX080": (8.0, 39.6, 14.1),
+    "RegNetX120": (12.1, 46.1, 21.4),
+    "RegNetX160": (15.9, 54.3, 25.5),
+    "RegNetX320": (31.7, 107.8, 36.3),
+    "RegNetY002": (0.2, 3.2, 2.2),
+    "RegNetY004": (0.4, 4.3, 3.9),
+    "RegNetY006": (0.6, 6.1, 4.3),
+    "RegNetY008": (0.8, 6.3, 5.2),
+    "RegNetY016": (1.6, 11.2, 8.0),
+    "RegNetY032": (3.2, 19.4, 11.3),
+    "RegNetY040": (4.0, 20.6, 12.3),
+    "RegNetY064": (6.4, 30.6, 16.4),
+    "RegNetY080": (8.0, 39.2, 18.0),
+    "RegNetY120": (12.1, 51.8, 21.4),
+    "RegNetY160": (15.9, 83.6, 23.0),
+    "RegNetY320": (32.3, 145.0, 30.3),
 }
 
 
@@ -42,7 +58,7 @@ def test_se_counts_follow_pycls():
     x = AnyNetSpec(8, [StageSpec(1, 16, 8)])
     y = AnyNetSpec(8, [StageSpec(1, 16, 8, se_ratio=0.25)], block="y")
     dx, dy = complexity.count(x, (16, 16, 3)), complexity.count(y, (16, 16, 3))
-    w_in, w_b, w_se = 8, 16, 2  # SE width from the block *input* width
+    w_b, w_se = 16, 2  # SE width 2 = round(0.25 x the block *input* width 8)
     assert dy.flops - dx.flops == 2 * w_b * w_se + w_se + w_b
     assert dy.params - dx.params == 2 * w_b * w_se + w_se + w_b
     assert dy.acts - dx.acts == w_se + w_b

@@ -36,6 +36,7 @@ def first_batch(split):
 
 # ----------------------------------------------------------------------------- digits
 
+
 @pytest.fixture(scope="module")
 def digits():
     return data.load("digits", batch_size=64)
@@ -81,15 +82,17 @@ def test_digits_pixels_are_the_rescaled_originals():
     images = np.concatenate([collect(getattr(ds, s))[0] for s in ("train", "validation", "test")])
     expected = np.round(load_digits().images * 255.0 / 16.0)
     # Same multiset of images: compare sorted per-image pixel sums and the exact pixel values.
-    np.testing.assert_allclose(np.sort(images.sum(axis=(1, 2, 3))),
-                               np.sort(expected.sum(axis=(1, 2))), atol=1e-3)
+    np.testing.assert_allclose(np.sort(images.sum(axis=(1, 2, 3))), np.sort(expected.sum(axis=(1, 2))), atol=1e-3)
     assert set(np.unique(images)) == set(np.unique(expected))
 
 
-@pytest.mark.parametrize("image_size, channels, shape", [
-    (20, None, (20, 20, 1)),
-    ((16, 24), 3, (16, 24, 3)),
-])
+@pytest.mark.parametrize(
+    "image_size, channels, shape",
+    [
+        (20, None, (20, 20, 1)),
+        ((16, 24), 3, (16, 24, 3)),
+    ],
+)
 def test_digits_resize_and_channels(image_size, channels, shape):
     ds = data.load("digits", image_size=image_size, channels=channels, batch_size=8)
     assert ds.input_shape == shape
@@ -135,12 +138,12 @@ def test_augmentation_changes_train_only_and_only_translates_digits():
     # never mirrored: flips would turn digits into other symbols.
     padded = np.pad(x0[..., 0], ((0, 0), (1, 1), (1, 1)))
     for i, image in enumerate(x1[..., 0]):
-        shifts = [padded[i, 1 + dy:9 + dy, 1 + dx:9 + dx]
-                  for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        shifts = [padded[i, 1 + dy : 9 + dy, 1 + dx : 9 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
         assert any(np.array_equal(image, s) for s in shifts), f"example {i} is not a translation"
 
 
 # ----------------------------------------------------------------------------- TFDS
+
 
 @pytest.mark.parametrize("name", ["fashion_mnist", "mnist", "cifar10"])
 def test_tfds_not_prepared_fails_immediately_with_instructions(name, tmp_path):
@@ -178,14 +181,17 @@ def tiny_tfds(tmp_path_factory):
         def _info(self):
             return tfds.core.DatasetInfo(
                 builder=self,
-                features=tfds.features.FeaturesDict({
-                    "image": tfds.features.Image(shape=(12, 12, 3)),
-                    "label": tfds.features.ClassLabel(names=["cat", "dog", "owl"])}),
-                supervised_keys=("image", "label"))
+                features=tfds.features.FeaturesDict(
+                    {
+                        "image": tfds.features.Image(shape=(12, 12, 3)),
+                        "label": tfds.features.ClassLabel(names=["cat", "dog", "owl"]),
+                    }
+                ),
+                supervised_keys=("image", "label"),
+            )
 
         def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples(range(40)),
-                    "test": self._generate_examples(range(40, 49))}
+            return {"train": self._generate_examples(range(40)), "test": self._generate_examples(range(40, 49))}
 
         def _generate_examples(self, ids):
             for i in ids:  # pixel value = example id, so splits can be told apart
@@ -297,23 +303,27 @@ def test_image_folder_needs_two_classes_and_three_images_per_class(tmp_path):
 
 # ----------------------------------------------------------------------------- arguments
 
-@pytest.mark.parametrize("kwargs, arg", [
-    (dict(image_size=4), "image_size"),
-    (dict(image_size=32.0), "image_size"),
-    (dict(image_size="32"), "image_size"),
-    (dict(image_size=True), "image_size"),
-    (dict(image_size=(32,)), "image_size"),
-    (dict(image_size=(32, 7)), "image_size"),
-    (dict(batch_size=0), "batch_size"),
-    (dict(batch_size=2.5), "batch_size"),
-    (dict(validation_fraction=0), "validation_fraction"),
-    (dict(validation_fraction=0.5), "validation_fraction"),
-    (dict(validation_fraction=-0.1), "validation_fraction"),
-    (dict(test_fraction=0.7), "test_fraction"),
-    (dict(channels=2), "channels"),
-    (dict(seed=-1), "seed"),
-    (dict(augment="yes"), "augment"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, arg",
+    [
+        (dict(image_size=4), "image_size"),
+        (dict(image_size=32.0), "image_size"),
+        (dict(image_size="32"), "image_size"),
+        (dict(image_size=True), "image_size"),
+        (dict(image_size=(32,)), "image_size"),
+        (dict(image_size=(32, 7)), "image_size"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(batch_size=2.5), "batch_size"),
+        (dict(validation_fraction=0), "validation_fraction"),
+        (dict(validation_fraction=0.5), "validation_fraction"),
+        (dict(validation_fraction=-0.1), "validation_fraction"),
+        (dict(test_fraction=0.7), "test_fraction"),
+        (dict(channels=2), "channels"),
+        (dict(seed=-1), "seed"),
+        (dict(augment="yes"), "augment"),
+    ],
+)
 def test_bad_arguments_raise_value_error_naming_argument(kwargs, arg):
     with pytest.raises(ValueError, match=f"`{arg}`") as info:
         data.load("digits", **kwargs)

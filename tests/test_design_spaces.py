@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from keras_regnet import complexity, design_spaces as ds
+from keras_regnet import complexity
+from keras_regnet import design_spaces as ds
 from keras_regnet.specs import AnyNetSpec, StageSpec, make_compatible, regnet_spec
 
 ANYNET = ("AnyNetX_A", "AnyNetX_B", "AnyNetX_C", "AnyNetX_D", "AnyNetX_E")
@@ -177,8 +178,12 @@ def test_anynet_constraints_hold_on_final_values(samples):
 
 def test_parent_samples_violate_child_constraints_sometimes(samples):
     """So the subset tests and the KS tests are not vacuous."""
-    pairs = [("AnyNetX_A", "AnyNetX_B"), ("AnyNetX_B", "AnyNetX_C"), ("AnyNetX_C", "AnyNetX_D"),
-             ("AnyNetX_D", "AnyNetX_E")]
+    pairs = [
+        ("AnyNetX_A", "AnyNetX_B"),
+        ("AnyNetX_B", "AnyNetX_C"),
+        ("AnyNetX_C", "AnyNetX_D"),
+        ("AnyNetX_D", "AnyNetX_E"),
+    ]
     for parent, child in pairs:
         child_space = ds.get(child)
         inside = [child_space.contains(spec) for spec, _ in samples[parent]]
@@ -252,8 +257,17 @@ def test_regnet_samples_regenerate_from_their_parameters(samples):
         assert len(spec.stages) == 4
         assert set(params) == {"depth", "w_0", "w_a", "w_m", "group_width", "bottleneck_ratio"}
         assert spec.depth == params["depth"]
-        assert regnet_spec(params["w_0"], params["w_a"], params["w_m"], params["depth"], params["group_width"],
-                           params["bottleneck_ratio"]) == spec
+        assert (
+            regnet_spec(
+                params["w_0"],
+                params["w_a"],
+                params["w_m"],
+                params["depth"],
+                params["group_width"],
+                params["bottleneck_ratio"],
+            )
+            == spec
+        )
         assert len({s.bottleneck_ratio for s in spec.stages}) == 1
     # The scalar path (used for rows at rounding ties) agrees with the vectorized one.
     space = ds.get("RegNet")
@@ -264,8 +278,10 @@ def test_regnet_samples_regenerate_from_their_parameters(samples):
 def test_regnet_rejects_draws_without_four_stages():
     space = ds.get("RegNet")
     # depth 12, w_0 8, w_a 8, w_m 3: widths 8..104 span 3 steps only.
-    assert space._generate({"depth": 12, "w_0": 8, "w_a": 8.0, "w_m": 3.0, "group_width": 8,
-                            "bottleneck_ratio": 1.0}) is None
+    assert (
+        space._generate({"depth": 12, "w_0": 8, "w_a": 8.0, "w_m": 3.0, "group_width": 8, "bottleneck_ratio": 1.0})
+        is None
+    )
     three = ds.get("RegNet", num_stages=3)
     spec = three.sample(np.random.default_rng(0))
     assert len(spec.stages) == 3 and three.contains(spec) and not space.contains(spec)
@@ -345,8 +361,10 @@ def test_contains_rejects_each_violated_constraint():
         "b not a choice": _spec([(1, 48, 8, 3.0), (2, 96, 8, 3.0), (3, 192, 8, 3.0), (4, 384, 8, 3.0)]),
         "g not a fixed point": _spec([(1, 32, 8), (2, 64, 8), (3, 128, 8), (4, 256, 64)]),
         "stride 1": _spec([(1, 32, 8, 1.0, 1), (2, 64, 8), (3, 128, 8), (4, 256, 8)]),
-        "block y": _spec([(1, 32, 8, 1.0, 2, 0.25), (2, 64, 8, 1.0, 2, 0.25), (3, 128, 8, 1.0, 2, 0.25),
-                          (4, 256, 8, 1.0, 2, 0.25)], block="y"),
+        "block y": _spec(
+            [(1, 32, 8, 1.0, 2, 0.25), (2, 64, 8, 1.0, 2, 0.25), (3, 128, 8, 1.0, 2, 0.25), (4, 256, 8, 1.0, 2, 0.25)],
+            block="y",
+        ),
         "widths decrease": _spec([(1, 64, 8), (2, 32, 8), (3, 128, 8), (4, 256, 8)]),
         "depths decrease": _spec([(2, 32, 8), (1, 64, 8), (3, 128, 8), (4, 256, 8)]),
     }
@@ -416,8 +434,18 @@ def test_project_random_proposals_land_inside(name):
         spec = space.project(values)
         assert spec is not None and space.contains(spec)
     # Shared keys win over per-stage ones; a monotone space repairs order by a running maximum.
-    values = {"depth_1": 3, "depth_2": 1, "depth_3": 2, "depth_4": 5, "width_1": 256, "width_2": 64,
-              "width_3": 512, "width_4": 300.2, "bottleneck_ratio": 1, "group_width": 7}
+    values = {
+        "depth_1": 3,
+        "depth_2": 1,
+        "depth_3": 2,
+        "depth_4": 5,
+        "width_1": 256,
+        "width_2": 64,
+        "width_3": 512,
+        "width_4": 300.2,
+        "bottleneck_ratio": 1,
+        "group_width": 7,
+    }
     if space.share_g:
         spec = space.project(values)
         assert {s.bottleneck_ratio for s in spec.stages} == {1.0}
@@ -433,9 +461,14 @@ def test_project_regnet():
     rng = np.random.default_rng(6)
     hits = 0
     for _ in range(300):
-        values = {"depth": rng.uniform(5, 40), "w_0": rng.uniform(0, 400), "w_a": rng.uniform(1, 300),
-                  "w_m": rng.uniform(1.5, 3.5), "group_width": rng.uniform(1, 40),
-                  "bottleneck_ratio": rng.uniform(0.5, 5)}
+        values = {
+            "depth": rng.uniform(5, 40),
+            "w_0": rng.uniform(0, 400),
+            "w_a": rng.uniform(1, 300),
+            "w_m": rng.uniform(1.5, 3.5),
+            "group_width": rng.uniform(1, 40),
+            "bottleneck_ratio": rng.uniform(0.5, 5),
+        }
         spec = space.project(values)
         if spec is not None:
             hits += 1
@@ -448,18 +481,39 @@ def test_project_regnet():
 def test_project_validates_input():
     space = ds.get("AnyNetX_C")
     with pytest.raises(ValueError, match="'width_3'"):
-        space.project({"depth_1": 1, "depth_2": 1, "depth_3": 1, "depth_4": 1, "width_1": 8, "width_2": 8,
-                       "width_4": 8, "bottleneck_ratio": 1, "group_width": 1})
+        space.project(
+            {
+                "depth_1": 1,
+                "depth_2": 1,
+                "depth_3": 1,
+                "depth_4": 1,
+                "width_1": 8,
+                "width_2": 8,
+                "width_4": 8,
+                "bottleneck_ratio": 1,
+                "group_width": 1,
+            }
+        )
     with pytest.raises(ValueError, match="finite"):
-        space.project({**{f"depth_{i}": 1 for i in range(1, 5)}, **{f"width_{i}": math.nan for i in range(1, 5)},
-                       "bottleneck_ratio": 1, "group_width": 1})
+        space.project(
+            {
+                **{f"depth_{i}": 1 for i in range(1, 5)},
+                **{f"width_{i}": math.nan for i in range(1, 5)},
+                "bottleneck_ratio": 1,
+                "group_width": 1,
+            }
+        )
     with pytest.raises(TypeError):
         space.project([1, 2, 3])
 
 
 def test_project_returns_none_outside_the_window():
     space = ds.get("AnyNetX_C", flops=(1e9, 2e9))
-    tiny = {**{f"depth_{i}": 1 for i in range(1, 5)}, **{f"width_{i}": 8 for i in range(1, 5)},
-            "bottleneck_ratio": 1, "group_width": 1}
+    tiny = {
+        **{f"depth_{i}": 1 for i in range(1, 5)},
+        **{f"width_{i}": 8 for i in range(1, 5)},
+        "bottleneck_ratio": 1,
+        "group_width": 1,
+    }
     assert space.project(tiny) is None
     assert ds.get("AnyNetX_C").project(tiny) is not None

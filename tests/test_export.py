@@ -78,11 +78,21 @@ def test_saved_model_cli_lists_signature(exported):
     if not cli.exists():
         pytest.skip("saved_model_cli not installed next to python")
     done = subprocess.run(
-        [str(cli), "show", "--dir", exported[1], "--all"], capture_output=True,
-        text=True, timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        [str(cli), "show", "--dir", exported[1], "--all"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    for text in ("signature_def['serving_default']", "images", "DT_UINT8",
-                 "probabilities", "classes", "(-1, 32, 32, 1)"):
+    for text in (
+        "signature_def['serving_default']",
+        "images",
+        "DT_UINT8",
+        "probabilities",
+        "classes",
+        "(-1, 32, 32, 1)",
+    ):
         assert text in done.stdout
 
 
@@ -92,8 +102,8 @@ def logit_export(tmp_path_factory):
     logit_model = small_model(activation=None)  # has keras Conv2D(groups=2)
     with pytest.warns(UserWarning, match="xla_cpu_compilation_enabled"):
         version_dir = kexport.export_saved_model(
-            logit_model, tmp_path_factory.mktemp("logits"), version=3,
-            input_dtype="float32")
+            logit_model, tmp_path_factory.mktemp("logits"), version=3, input_dtype="float32"
+        )
     return logit_model, version_dir
 
 
@@ -117,8 +127,9 @@ def test_verify_detects_a_different_model(logit_export):
 def test_xla_functions_come_only_from_keras_grouped_convs(logit_export, model, exported):
     # Keras 3 jit-compiles Conv2D(groups>1); GroupedConv2D must not need XLA.
     assert kexport.must_compile_functions(logit_export[1])
-    keras_grouped = any(type(layer) is keras.layers.Conv2D and layer.groups > 1
-                        for layer in model._flatten_layers(include_self=False))
+    keras_grouped = any(
+        type(layer) is keras.layers.Conv2D and layer.groups > 1 for layer in model._flatten_layers(include_self=False)
+    )
     assert bool(kexport.must_compile_functions(exported[1])) == keras_grouped
 
 
@@ -135,14 +146,17 @@ def test_outputs_are_logits_detection(model):
         kexport.export_saved_model(custom_model, "/nonexistent-unused", verify=False)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"version": 0}, ValueError, "version must be an int >= 1"),
-    ({"version": "1"}, TypeError, "version"),
-    ({"version": True}, TypeError, "version"),
-    ({"input_dtype": "int8"}, ValueError, "input_dtype must be one of"),
-    ({"logits": "yes"}, TypeError, "logits"),
-    ({"verify": 1}, TypeError, "verify must be a bool"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"version": 0}, ValueError, "version must be an int >= 1"),
+        ({"version": "1"}, TypeError, "version"),
+        ({"version": True}, TypeError, "version"),
+        ({"input_dtype": "int8"}, ValueError, "input_dtype must be one of"),
+        ({"logits": "yes"}, TypeError, "logits"),
+        ({"verify": 1}, TypeError, "verify must be a bool"),
+    ],
+)
 def test_export_rejects_bad_arguments(model, tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):
         kexport.export_saved_model(model, tmp_path, **kwargs)
@@ -160,8 +174,7 @@ def test_export_refuses_to_overwrite_and_bad_models(model, exported, tmp_path):
         kexport.export_saved_model("model.keras", tmp_path)
     inputs = keras.Input((8,))
     with pytest.raises(ValueError, match=r"\[batch, H, W, C\]"):
-        kexport.export_saved_model(
-            keras.Model(inputs, keras.layers.Dense(2)(inputs)), tmp_path)
+        kexport.export_saved_model(keras.Model(inputs, keras.layers.Dense(2)(inputs)), tmp_path)
     with pytest.raises(FileNotFoundError, match="saved_model.pb"):
         kexport.verify_export(tmp_path, model)
 
@@ -174,21 +187,18 @@ def test_cli_export_roundtrip_and_errors(model, tmp_path, capsys):
     out = tmp_path / "served"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rc = cli.main(["export", "--model", str(model_file), "--out", str(out),
-                       "--version", "2", "--no-verify"])
+        rc = cli.main(["export", "--model", str(model_file), "--out", str(out), "--version", "2", "--no-verify"])
     assert rc == 0
     assert (out / "2" / "saved_model.pb").is_file()
 
     capsys.readouterr()
-    assert cli.main(["export", "--model", str(tmp_path / "missing.keras"),
-                     "--out", str(out)]) == 2
+    assert cli.main(["export", "--model", str(tmp_path / "missing.keras"), "--out", str(out)]) == 2
     assert "no such file" in capsys.readouterr().err
     garbage = tmp_path / "garbage.keras"
     garbage.write_bytes(b"not a zip")
     assert cli.main(["export", "--model", str(garbage), "--out", str(out)]) == 2
     assert "cannot be loaded" in capsys.readouterr().err
-    assert cli.main(["export", "--model", str(model_file), "--out", str(out),
-                     "--version", "2", "--no-verify"]) == 2
+    assert cli.main(["export", "--model", str(model_file), "--out", str(out), "--version", "2", "--no-verify"]) == 2
     assert "already holds version 2" in capsys.readouterr().err
     shutil.rmtree(out)
 

@@ -30,8 +30,7 @@ def _images(shape, n=4, seed=1):
 
 @pytest.mark.parametrize("name, shape", [("RegNetX32", (96, 96, 1)), ("RegNetY002", (64, 64, 3))])
 def test_folded_model_matches_within_1e_4(name, shape):
-    model = _trained_looking(getattr(keras_regnet, name)(weights=None, input_shape=shape,
-                                                         classifier_activation=None))
+    model = _trained_looking(getattr(keras_regnet, name)(weights=None, input_shape=shape, classifier_activation=None))
     folded = fold.fold_batch_norm(model)
     images = _images(shape)
     np.testing.assert_allclose(folded(images), model(images, training=False), rtol=1e-4, atol=1e-4)
@@ -86,20 +85,25 @@ def test_only_safe_pairs_fold():
 def test_sequential_and_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = keras.Sequential([
-            keras.Input((8, 8, 3)),
-            keras.layers.Conv2D(4, 3, padding="same", use_bias=False),
-            keras.layers.BatchNormalization(),
-            keras.layers.ReLU(),
-        ])
+        model = keras.Sequential(
+            [
+                keras.Input((8, 8, 3)),
+                keras.layers.Conv2D(4, 3, padding="same", use_bias=False),
+                keras.layers.BatchNormalization(),
+                keras.layers.ReLU(),
+            ]
+        )
         _trained_looking(model)
         folded = fold.fold_batch_norm(model)
         assert len(fold.foldable_pairs(model)) == 1
         assert folded.layers[0].compute_dtype == "bfloat16"
         images = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
-        np.testing.assert_allclose(np.asarray(folded(images), "float32"),
-                                   np.asarray(model(images, training=False), "float32"),
-                                   rtol=3e-2, atol=3e-2)
+        np.testing.assert_allclose(
+            np.asarray(folded(images), "float32"),
+            np.asarray(model(images, training=False), "float32"),
+            rtol=3e-2,
+            atol=3e-2,
+        )
     finally:
         keras.mixed_precision.set_global_policy("float32")
 

@@ -13,9 +13,16 @@ def _pair(shape, seed=0, **kwargs):
     fused = FusedBatchNormalization(momentum=0.9, epsilon=1e-5, **kwargs)
     reference.build(shape)
     fused.build(shape)
-    weights = [w for w in (rng.uniform(0.5, 1.5, channels), rng.normal(size=channels),
-                           rng.normal(size=channels), rng.uniform(0.5, 2.0, channels))]
-    weights = [np.asarray(w, "float32") for w in weights][-len(reference.weights):]
+    weights = [
+        w
+        for w in (
+            rng.uniform(0.5, 1.5, channels),
+            rng.normal(size=channels),
+            rng.normal(size=channels),
+            rng.uniform(0.5, 2.0, channels),
+        )
+    ]
+    weights = [np.asarray(w, "float32") for w in weights][-len(reference.weights) :]
     if len(reference.weights) == 4:
         reference.set_weights(weights)
         fused.set_weights(weights)
@@ -46,8 +53,9 @@ def test_matches_keras_batch_norm_forward_backward_and_statistics(policy, tol):
         # moving statistics follow Keras (biased batch variance), to float rounding
         for a, b in zip(reference.get_weights(), fused.get_weights()):
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(np.asarray(fused(x), "float32"), np.asarray(reference(x), "float32"),
-                                   rtol=tol, atol=tol)
+        np.testing.assert_allclose(
+            np.asarray(fused(x), "float32"), np.asarray(reference(x), "float32"), rtol=tol, atol=tol
+        )
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -56,8 +64,9 @@ def test_inside_tf_function_and_frozen_layer_uses_moving_statistics():
     shape = (4, 3, 3, 2)
     reference, fused = _pair(shape, seed=2)
     x = tf.constant(np.random.default_rng(3).normal(size=shape).astype("float32"))
-    np.testing.assert_allclose(tf.function(lambda t: fused(t, training=True))(x),
-                               reference(x, training=True), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        tf.function(lambda t: fused(t, training=True))(x), reference(x, training=True), rtol=1e-5, atol=1e-5
+    )
     fused.trainable = False
     reference.trainable = False
     before = [w.copy() for w in fused.get_weights()]

@@ -16,9 +16,18 @@ def _relative(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-12))
 
 
-@pytest.mark.parametrize("groups, strides, channels_in, filters", [
-    (2, 1, 8, 8), (2, 2, 8, 16), (4, 1, 16, 8), (4, 2, 16, 16), (5, 2, 20, 10), (16, 1, 16, 16), (16, 2, 16, 32),
-])
+@pytest.mark.parametrize(
+    "groups, strides, channels_in, filters",
+    [
+        (2, 1, 8, 8),
+        (2, 2, 8, 16),
+        (4, 1, 16, 8),
+        (4, 2, 16, 16),
+        (5, 2, 20, 10),
+        (16, 1, 16, 16),
+        (16, 2, 16, 32),
+    ],
+)
 def test_grouped_conv_matches_keras_conv2d(groups, strides, channels_in, filters):
     rng = np.random.default_rng(groups * 10 + strides)
     x = tf.constant(rng.normal(size=(2, 11, 11, channels_in)).astype("float32"))
@@ -34,8 +43,9 @@ def test_grouped_conv_matches_keras_conv2d(groups, strides, channels_in, filters
         y_ref, y_ours = ref(x), ours(x)
         loss_ref, loss_ours = tf.reduce_sum(y_ref * probe), tf.reduce_sum(y_ours * probe)
     assert _relative(y_ref, y_ours) < 1e-4
-    for g_ref, g_ours in zip(tape.gradient(loss_ref, [x, ref.kernel, ref.bias]),
-                             tape.gradient(loss_ours, [x, ours.kernel, ours.bias])):
+    for g_ref, g_ours in zip(
+        tape.gradient(loss_ref, [x, ref.kernel, ref.bias]), tape.gradient(loss_ours, [x, ours.kernel, ours.bias])
+    ):
         assert _relative(g_ref, g_ours) < 1e-4
 
 

@@ -34,5 +34,5 @@ def test_every_module_is_listed_once():
 def test_modules_import_only_modules_listed_above_them():
     order = _readme_modules()
     for position, module in enumerate(order):
-        below = _imported_package_modules(ROOT / "keras_regnet" / f"{module}.py") & set(order[position + 1:])
+        below = _imported_package_modules(ROOT / "keras_regnet" / f"{module}.py") & set(order[position + 1 :])
         assert not below, f"{module} imports {sorted(below)}, listed below it in README's Layout"

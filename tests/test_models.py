@@ -10,12 +10,30 @@ from keras_regnet.specs import AnyNetSpec
 # keras.Model.count_params() of tf-keras 2.21's RegNets at 224x224x3, 1000 classes
 # (trainable weights plus BN moving statistics), measured with tf_keras.applications.
 TF_KERAS_COUNT_PARAMS = {
-    "RegNetX002": 2705640, "RegNetX004": 5194184, "RegNetX006": 6229320, "RegNetX008": 7296968,
-    "RegNetX016": 9233640, "RegNetX032": 15359112, "RegNetX040": 22194312, "RegNetX064": 26283464,
-    "RegNetX080": 39663112, "RegNetX120": 46202440, "RegNetX160": 54389704, "RegNetX320": 107973576,
-    "RegNetY002": 3183844, "RegNetY004": 4371296, "RegNetY006": 6084920, "RegNetY008": 6293056,
-    "RegNetY016": 11255102, "RegNetY032": 19502498, "RegNetY040": 20708928, "RegNetY064": 30665684,
-    "RegNetY080": 39265812, "RegNetY120": 51918928, "RegNetY160": 83712956, "RegNetY320": 145205058,
+    "RegNetX002": 2705640,
+    "RegNetX004": 5194184,
+    "RegNetX006": 6229320,
+    "RegNetX008": 7296968,
+    "RegNetX016": 9233640,
+    "RegNetX032": 15359112,
+    "RegNetX040": 22194312,
+    "RegNetX064": 26283464,
+    "RegNetX080": 39663112,
+    "RegNetX120": 46202440,
+    "RegNetX160": 54389704,
+    "RegNetX320": 107973576,
+    "RegNetY002": 3183844,
+    "RegNetY004": 4371296,
+    "RegNetY006": 6084920,
+    "RegNetY008": 6293056,
+    "RegNetY016": 11255102,
+    "RegNetY032": 19502498,
+    "RegNetY040": 20708928,
+    "RegNetY064": 30665684,
+    "RegNetY080": 39265812,
+    "RegNetY120": 51918928,
+    "RegNetY160": 83712956,
+    "RegNetY320": 145205058,
 }
 LARGE = {name for name, count in TF_KERAS_COUNT_PARAMS.items() if count > 30_000_000}
 
@@ -24,9 +42,9 @@ def _trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.slow) if n in LARGE else n for n in sorted(TF_KERAS_COUNT_PARAMS)
-])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in LARGE else n for n in sorted(TF_KERAS_COUNT_PARAMS)]
+)
 def test_zoo_parity_with_tf_keras(name):
     model = getattr(keras_regnet, name)(weights=None)
     assert model.count_params() == TF_KERAS_COUNT_PARAMS[name]
@@ -99,16 +117,19 @@ def test_include_preprocessing_off():
     assert not any(isinstance(layer, keras.layers.Rescaling) for layer in model.layers)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(input_shape=(16, 16, 3)), "input_shape"),
-    (dict(input_shape=(64, 64)), "input_shape"),
-    (dict(pooling="mean", include_top=False), "pooling"),
-    (dict(classes=0), "classes"),
-    (dict(classifier_activation="not_an_activation"), "classifier_activation"),
-    (dict(weights="imagenet", classes=10), "classes=1000"),
-    (dict(weights="imagenet", input_shape=(224, 224, 1)), "3 input channels"),
-    (dict(weights="imagenet", classifier_activation="sigmoid"), "classifier_activation"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(input_shape=(16, 16, 3)), "input_shape"),
+        (dict(input_shape=(64, 64)), "input_shape"),
+        (dict(pooling="mean", include_top=False), "pooling"),
+        (dict(classes=0), "classes"),
+        (dict(classifier_activation="not_an_activation"), "classifier_activation"),
+        (dict(weights="imagenet", classes=10), "classes=1000"),
+        (dict(weights="imagenet", input_shape=(224, 224, 1)), "3 input channels"),
+        (dict(weights="imagenet", classifier_activation="sigmoid"), "classifier_activation"),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     kwargs = {"weights": None, **kwargs}
     with pytest.raises(ValueError, match=message):
@@ -119,8 +140,9 @@ def test_anynet_and_no_imagenet_for_custom_models():
     spec = AnyNetSpec(16, [(1, 24, 8), (2, 48, 8, 2)])
     model = keras_regnet.AnyNet(spec, input_shape=(32, 32, 3), classes=7, name="tiny")
     assert _trainable(model) == complexity.count(spec, (32, 32, 3), 7).params
-    d2l_style = keras_regnet.AnyNet(stem_width=16, stages=[(1, 24, 8), (2, 48, 8, 2)],
-                                    input_shape=(32, 32, 3), classes=7, name="tiny")
+    d2l_style = keras_regnet.AnyNet(
+        stem_width=16, stages=[(1, 24, 8), (2, 48, 8, 2)], input_shape=(32, 32, 3), classes=7, name="tiny"
+    )
     assert d2l_style.count_params() == model.count_params()
     with pytest.raises(ValueError, match="imagenet"):
         keras_regnet.AnyNet(spec, weights="imagenet")
@@ -130,14 +152,23 @@ def test_anynet_and_no_imagenet_for_custom_models():
 
 @pytest.mark.parametrize("block_type", ["bottleneck", "vgg", "inception"])
 def test_blog_blocks_from_params(block_type):
-    params = {"block_type": block_type, "num_stages": 4, "num_blocks_per_stage": [2, 4, 4, 2],
-              "num_channels": [32, 64, 128, 256, 512], "bottleneck_ratio": 4, "group_width": 32}
+    params = {
+        "block_type": block_type,
+        "num_stages": 4,
+        "num_blocks_per_stage": [2, 4, 4, 2],
+        "num_channels": [32, 64, 128, 256, 512],
+        "bottleneck_ratio": 4,
+        "group_width": 32,
+    }
     model = keras_regnet.anynet_from_params(params)
     assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 10)
     spec_block = "resnet_bottleneck" if block_type == "bottleneck" else block_type
     names = [layer.name for layer in model.layers]
-    assert any(n.endswith("stage4_block1_out_relu" if spec_block == "resnet_bottleneck" else "stage4_block1_conv_3x3_bn")
-               or n.endswith("stage4_block1_concat") for n in names)
+    assert any(
+        n.endswith("stage4_block1_out_relu" if spec_block == "resnet_bottleneck" else "stage4_block1_conv_3x3_bn")
+        or n.endswith("stage4_block1_concat")
+        for n in names
+    )
     stages = [(d, w, 32, 0.25, 1 if i == 0 else 2) for i, (d, w) in enumerate(zip([2, 4, 4, 2], [64, 128, 256, 512]))]
     spec = AnyNetSpec(32, stages, block=spec_block, stem_stride=1)
     assert _trainable(model) == complexity.count(spec, (32, 32, 3), 10).params

@@ -6,7 +6,6 @@ import sys
 import textwrap
 
 import numpy as np
-
 from helpers import ROOT
 
 SAVE = textwrap.dedent("""
@@ -61,8 +60,9 @@ LOAD = textwrap.dedent("""
 
 
 def _python(code, *args):
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_models_saved_after_training_load_in_a_fresh_process(tmp_path):
@@ -72,9 +72,23 @@ def test_models_saved_after_training_load_in_a_fresh_process(tmp_path):
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert "loaded ['folded', 'regnetx32', 'regnety', 'vgg']" in loaded.stdout
     # The command line loads the same files for export (here: the SE network).
-    exported = subprocess.run([sys.executable, "-m", "apps.cli", "export", "--model", str(tmp_path / "regnety.keras"),
-                               "--out", str(tmp_path / "export"), "--no-verify"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=600)
+    exported = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "apps.cli",
+            "export",
+            "--model",
+            str(tmp_path / "regnety.keras"),
+            "--out",
+            str(tmp_path / "export"),
+            "--no-verify",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert (tmp_path / "export" / "1" / "saved_model.pb").exists()
     assert json.loads((tmp_path / "expected.json").read_text())["expected"]["vgg"]
@@ -82,8 +96,10 @@ def test_models_saved_after_training_load_in_a_fresh_process(tmp_path):
 
 
 def test_import_keras_regnet_does_not_import_tensorflow():
-    code = ("import sys, keras_regnet, keras_regnet.specs, keras_regnet.design_spaces\n"
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    code = (
+        "import sys, keras_regnet, keras_regnet.specs, keras_regnet.design_spaces\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
     result = _python(code)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"

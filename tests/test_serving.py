@@ -65,8 +65,7 @@ def call(port, method, path, body=None, raw=None, headers=None):
     """One HTTP request on a fresh connection -> (status, parsed JSON)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        data = raw if raw is not None else (
-            None if body is None else json.dumps(body).encode())
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         conn.request(method, path, body=data, headers=headers or {})
         response = conn.getresponse()
         return response.status, json.loads(response.read() or b"null")
@@ -81,9 +80,11 @@ def expected(model, x):
 def test_status_and_metadata(server):
     status, body = call(server.port, "GET", f"/v1/models/{NAME}")
     assert status == 200
-    assert body == {"model_version_status": [{
-        "version": "1", "state": "AVAILABLE",
-        "status": {"error_code": "OK", "error_message": ""}}]}
+    assert body == {
+        "model_version_status": [
+            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
     status, body = call(server.port, "GET", f"/v1/models/{NAME}/versions/1/metadata")
     assert status == 200
     assert body["model_spec"] == {"name": NAME, "signature_name": "", "version": "1"}
@@ -97,8 +98,7 @@ def test_status_and_metadata(server):
 
 def test_row_format(server, model):
     x = images(3, seed=1)
-    status, body = call(server.port, "POST", f"/v1/models/{NAME}:predict",
-                        {"instances": x.tolist()})
+    status, body = call(server.port, "POST", f"/v1/models/{NAME}:predict", {"instances": x.tolist()})
     assert status == 200, body
     want = expected(model, x)
     assert len(body["predictions"]) == 3
@@ -112,15 +112,17 @@ def test_columnar_format_versioned_url_and_signature_name(server, model):
     x = images(2, seed=2)
     for inputs in (x.tolist(), {"images": x.tolist()}):
         status, body = call(
-            server.port, "POST", f"/v1/models/{NAME}/versions/1:predict",
-            {"inputs": inputs, "signature_name": "serving_default"})
+            server.port,
+            "POST",
+            f"/v1/models/{NAME}/versions/1:predict",
+            {"inputs": inputs, "signature_name": "serving_default"},
+        )
         assert status == 200, body
         want = expected(model, x)
         np.testing.assert_allclose(body["outputs"]["probabilities"], want, atol=1e-5)
         assert body["outputs"]["classes"] == want.argmax(-1).tolist()
     # Row instances may name the input, as TF Serving allows.
-    status, body = call(server.port, "POST", f"/v1/models/{NAME}:predict",
-                        {"instances": [{"images": x[0].tolist()}]})
+    status, body = call(server.port, "POST", f"/v1/models/{NAME}:predict", {"instances": [{"images": x[0].tolist()}]})
     assert status == 200 and body["predictions"][0]["classes"] == int(want[0].argmax())
 
 
@@ -136,10 +138,13 @@ BAD_REQUESTS = [
     ("ragged", dict(body={"instances": [IMAGE, IMAGE[:5]]}), 400, "rectangular"),
     ("strings", dict(body={"instances": [[["a"] * 32] * 32]}), 400, "only numbers"),
     ("booleans", dict(body={"instances": [[[[True]] * 32] * 32]}), 400, "only numbers"),
-    ("booleans mixed", dict(body={"instances": [[[[1]] * 31 + [[True]]] * 32]}), 400,
-     "only numbers"),
-    ("booleans mixed columnar", dict(body={"inputs": {"images": [[[[0]] * 31 + [[False]]] * 32]}}),
-     400, "only numbers"),
+    ("booleans mixed", dict(body={"instances": [[[[1]] * 31 + [[True]]] * 32]}), 400, "only numbers"),
+    (
+        "booleans mixed columnar",
+        dict(body={"inputs": {"images": [[[[0]] * 31 + [[False]]] * 32]}}),
+        400,
+        "only numbers",
+    ),
     ("null", dict(body={"instances": [[[[1]] * 31 + [[None]]] * 32]}), 400, "only numbers"),
     ("fractions", dict(body={"instances": [[[[0.5]] * 32] * 32]}), 400, "whole numbers"),
     ("out of range", dict(body={"instances": [[[[256]] * 32] * 32]}), 400, r"\[0, 255\]"),
@@ -155,16 +160,12 @@ BAD_REQUESTS = [
 ]
 
 
-@pytest.mark.parametrize("case, request_kwargs, status, match", BAD_REQUESTS,
-                         ids=[case[0] for case in BAD_REQUESTS])
-def test_bad_requests_get_4xx_and_server_keeps_serving(
-        server, case, request_kwargs, status, match):
-    got, body = call(server.port, "POST", f"/v1/models/{NAME}:predict",
-                     **request_kwargs)
+@pytest.mark.parametrize("case, request_kwargs, status, match", BAD_REQUESTS, ids=[case[0] for case in BAD_REQUESTS])
+def test_bad_requests_get_4xx_and_server_keeps_serving(server, case, request_kwargs, status, match):
+    got, body = call(server.port, "POST", f"/v1/models/{NAME}:predict", **request_kwargs)
     assert got == status, body
     assert set(body) == {"error"} and re.search(match, body["error"]), body
-    ok, body = call(server.port, "POST", f"/v1/models/{NAME}:predict",
-                    {"instances": [IMAGE]})
+    ok, body = call(server.port, "POST", f"/v1/models/{NAME}:predict", {"instances": [IMAGE]})
     assert ok == 200 and len(body["predictions"]) == 1
 
 
@@ -184,28 +185,31 @@ def raw_exchange(port, data):
 
 def test_missing_length_chunked_and_announced_oversize(server):
     path = f"/v1/models/{NAME}:predict"
-    status, body = raw_exchange(server.port, f"POST {path} HTTP/1.1\r\n"
-                                "Host: x\r\n\r\n".encode())
+    status, body = raw_exchange(server.port, f"POST {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert status == 411 and "Content-Length" in body["error"]
-    status, body = raw_exchange(server.port, f"POST {path} HTTP/1.1\r\nHost: x\r\n"
-                                "Transfer-Encoding: chunked\r\n\r\n".encode())
+    status, body = raw_exchange(
+        server.port, f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    )
     assert status == 411 and "chunked" in body["error"]
-    status, body = raw_exchange(server.port, f"POST {path} HTTP/1.1\r\nHost: x\r\n"
-                                f"Content-Length: {10 * LIMIT}\r\n"
-                                "Expect: 100-continue\r\n\r\n".encode())
+    status, body = raw_exchange(
+        server.port,
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {10 * LIMIT}\r\nExpect: 100-continue\r\n\r\n".encode(),
+    )
     assert status == 413 and "exceeds the limit" in body["error"]
     assert call(server.port, "GET", f"/v1/models/{NAME}")[0] == 200
 
 
-@pytest.mark.parametrize("method, path, match", [
-    ("GET", "/v1/models/other", "not served"),
-    ("POST", "/v1/models/other:predict", "not served"),
-    ("GET", f"/v1/models/{NAME}/versions/7", "no version '7'"),
-    ("GET", "/v2/whatever", "unknown path"),
-])
+@pytest.mark.parametrize(
+    "method, path, match",
+    [
+        ("GET", "/v1/models/other", "not served"),
+        ("POST", "/v1/models/other:predict", "not served"),
+        ("GET", f"/v1/models/{NAME}/versions/7", "no version '7'"),
+        ("GET", "/v2/whatever", "unknown path"),
+    ],
+)
 def test_unknown_model_version_or_path_is_404(server, method, path, match):
-    status, body = call(server.port, method, path,
-                        body={"instances": [IMAGE]} if method == "POST" else None)
+    status, body = call(server.port, method, path, body={"instances": [IMAGE]} if method == "POST" else None)
     assert status == 404 and match in body["error"]
     assert call(server.port, "GET", f"/v1/models/{NAME}")[0] == 200
 
@@ -214,15 +218,13 @@ def test_200_concurrent_requests(server, model):
     batches = [images(1 + i % 3, seed=100 + i) for i in range(200)]
 
     def one(x):
-        return call(server.port, "POST", f"/v1/models/{NAME}:predict",
-                    {"instances": x.tolist()})
+        return call(server.port, "POST", f"/v1/models/{NAME}:predict", {"instances": x.tolist()})
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         futures = [pool.submit(one, x) for x in batches]
         results = [f.result(timeout=120) for f in futures]
     want = expected(model, np.concatenate(batches))
-    got = np.array([row["probabilities"] for status, body in results
-                    for row in body["predictions"]])
+    got = np.array([row["probabilities"] for status, body in results for row in body["predictions"]])
     assert all(status == 200 for status, _ in results)
     np.testing.assert_allclose(got, want, atol=1e-5)
 
@@ -231,8 +233,7 @@ def test_keep_alive_connection_serves_many_requests(server):
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
         for _ in range(3):
-            conn.request("POST", f"/v1/models/{NAME}:predict",
-                         body=json.dumps({"instances": [IMAGE]}))
+            conn.request("POST", f"/v1/models/{NAME}:predict", body=json.dumps({"instances": [IMAGE]}))
             response = conn.getresponse()
             assert response.status == 200
             json.loads(response.read())
@@ -253,32 +254,42 @@ def test_resolve_version_dir(tmp_path):
         serving.resolve_version_dir(tmp_path / "missing")
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"port": -1}, ValueError, r"port must be an int in \[0, 65535\]"),
-    ({"port": "8501"}, TypeError, "port"),
-    ({"name": "a/b"}, ValueError, "name must be"),
-    ({"max_body_bytes": 0}, ValueError, "max_body_bytes must be an int >= 1"),
-    ({"max_concurrent": 0}, ValueError, "max_concurrent must be an int >= 1"),
-    ({"max_body_bytes": 10, "max_inflight_bytes": 5}, ValueError,
-     "max_inflight_bytes must be an int >= max_body_bytes"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"port": -1}, ValueError, r"port must be an int in \[0, 65535\]"),
+        ({"port": "8501"}, TypeError, "port"),
+        ({"name": "a/b"}, ValueError, "name must be"),
+        ({"max_body_bytes": 0}, ValueError, "max_body_bytes must be an int >= 1"),
+        ({"max_concurrent": 0}, ValueError, "max_concurrent must be an int >= 1"),
+        (
+            {"max_body_bytes": 10, "max_inflight_bytes": 5},
+            ValueError,
+            "max_inflight_bytes must be an int >= max_body_bytes",
+        ),
+    ],
+)
 def test_model_server_rejects_bad_arguments(base_dir, kwargs, error, match):
     with pytest.raises(error, match=match):
         serving.ModelServer(base_dir, **kwargs)
 
 
 def test_cli_serve_subprocess(base_dir, model):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join(
-                   [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "apps.cli", "serve", "--model-dir", str(base_dir),
-         "--name", "cli", "--port", "0"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
+        [sys.executable, "-m", "apps.cli", "serve", "--model-dir", str(base_dir), "--name", "cli", "--port", "0"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout],
-                              daemon=True)
+    reader = threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True)
     reader.start()
     try:
         port, deadline, seen = None, time.monotonic() + 90, []
@@ -301,12 +312,9 @@ def test_cli_serve_subprocess(base_dir, model):
                 time.sleep(0.2)
         assert status == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
         x = images(2, seed=7)
-        status, body = call(port, "POST", "/v1/models/cli:predict",
-                            {"instances": x.tolist()})
+        status, body = call(port, "POST", "/v1/models/cli:predict", {"instances": x.tolist()})
         assert status == 200
-        np.testing.assert_allclose(
-            [row["probabilities"] for row in body["predictions"]],
-            expected(model, x), atol=1e-5)
+        np.testing.assert_allclose([row["probabilities"] for row in body["predictions"]], expected(model, x), atol=1e-5)
     finally:
         proc.terminate()
         try:
@@ -332,20 +340,22 @@ def raw_reply(port, data, timeout=30):
             reply += chunk
     head, _, payload = reply.partition(b"\r\n\r\n")
     lines = head.decode("iso-8859-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip()
-               for k, _, v in (line.partition(":") for line in lines[1:])}
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     return int(lines[0].split()[1]), headers, payload
 
 
-@pytest.mark.parametrize("data, status, match", [
-    (b"hello\r\n\r\n", 400, "Bad request"),
-    (b"GET /v1/models/x HTTP/9.9 extra\r\n\r\n", 400, "Bad request"),
-    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, "too long"),
-    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n",
-     431, "Too many headers"),
-    (b"GET / HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431, "Line too long"),
-    (b"FROB /v1/models/regnet HTTP/1.1\r\n\r\n", 501, "Unsupported method"),
-], ids=["garbage", "bad version", "414", "431 count", "431 line", "501"])
+@pytest.mark.parametrize(
+    "data, status, match",
+    [
+        (b"hello\r\n\r\n", 400, "Bad request"),
+        (b"GET /v1/models/x HTTP/9.9 extra\r\n\r\n", 400, "Bad request"),
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, "too long"),
+        (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n", 431, "Too many headers"),
+        (b"GET / HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431, "Line too long"),
+        (b"FROB /v1/models/regnet HTTP/1.1\r\n\r\n", 501, "Unsupported method"),
+    ],
+    ids=["garbage", "bad version", "414", "431 count", "431 line", "501"],
+)
 def test_http_level_errors_are_json(server, data, status, match):
     got, headers, payload = raw_reply(server.port, data)
     assert got == status
@@ -377,8 +387,11 @@ def test_other_methods_get_json_405_and_connection_survives(server, method):
 def test_head_is_get_without_body(server):
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
-        for path, status in ((f"/v1/models/{NAME}", 200), ("/v1/models/other", 404),
-                             (f"/v1/models/{NAME}:predict", 405)):
+        for path, status in (
+            (f"/v1/models/{NAME}", 200),
+            ("/v1/models/other", 404),
+            (f"/v1/models/{NAME}:predict", 405),
+        ):
             conn.request("HEAD", path)
             response = conn.getresponse()
             assert response.status == status
@@ -414,11 +427,9 @@ def test_requests_over_the_inflight_budget_get_503_at_once(base_dir):
     path = f"/v1/models/{NAME}:predict"
     body = json.dumps({"instances": [IMAGE]}).encode()
     big = body + b" " * (LIMIT - len(body))  # valid JSON of exactly LIMIT bytes
-    with serving.ModelServer(base_dir, name=NAME, port=0, max_body_bytes=LIMIT,
-                             max_inflight_bytes=LIMIT) as srv:
+    with serving.ModelServer(base_dir, name=NAME, port=0, max_body_bytes=LIMIT, max_inflight_bytes=LIMIT) as srv:
         with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as slow:
-            slow.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: "
-                         f"{len(big)}\r\n\r\n".encode() + big[:1000])
+            slow.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(big)}\r\n\r\n".encode() + big[:1000])
             deadline = time.monotonic() + 10
             while srv._inflight == 0:  # admitted once its headers are parsed
                 assert time.monotonic() < deadline
@@ -451,8 +462,7 @@ def test_body_is_parsed_in_bounded_memory():
     is a fraction of the text; json.loads' is several times the text."""
     import tracemalloc
 
-    text = json.dumps({"instances": images(100, seed=3).tolist(),
-                       "signature_name": "serving_default"})
+    text = json.dumps({"instances": images(100, seed=3).tolist(), "signature_name": "serving_default"})
     tracemalloc.start()
     try:
         body = serving.parse_request(text)
@@ -475,13 +485,11 @@ def test_big_batch_runs_in_chunks(server, model):
     x = images(7, seed=11)
     server.model.run_batch = 3
     try:
-        status, body = call(server.port, "POST", f"/v1/models/{NAME}:predict",
-                            {"inputs": x.tolist()})
+        status, body = call(server.port, "POST", f"/v1/models/{NAME}:predict", {"inputs": x.tolist()})
     finally:
         server.model.run_batch = serving.RUN_BATCH
     assert status == 200, body
-    np.testing.assert_allclose(body["outputs"]["probabilities"], expected(model, x),
-                               atol=1e-5)
+    np.testing.assert_allclose(body["outputs"]["probabilities"], expected(model, x), atol=1e-5)
 
 
 def test_python_api_refuses_booleans(server):
@@ -523,12 +531,10 @@ def test_dropped_clients_are_one_log_line_each(server, caplog, capsys):
 def test_version_numbers_and_other_verbs(server):
     status, body = call(server.port, "GET", f"/v1/models/{NAME}/versions/01")
     assert status == 200 and body["model_version_status"][0]["version"] == "1"
-    status, body = call(server.port, "POST", f"/v1/models/{NAME}/versions/001:predict",
-                        {"instances": [IMAGE]})
+    status, body = call(server.port, "POST", f"/v1/models/{NAME}/versions/001:predict", {"instances": [IMAGE]})
     assert status == 200 and len(body["predictions"]) == 1
     for verb in ("classify", "regress"):
-        status, body = call(server.port, "POST", f"/v1/models/{NAME}:{verb}",
-                            {"examples": [{"x": 1}]})
+        status, body = call(server.port, "POST", f"/v1/models/{NAME}:{verb}", {"examples": [{"x": 1}]})
         assert status == 400 and ":predict only" in body["error"], body
         assert f":{verb}" in body["error"]
     status, body = call(server.port, "GET", f"/v1/models/{NAME}/versions/10")
@@ -538,10 +544,11 @@ def test_version_numbers_and_other_verbs(server):
 def test_cli_refuses_bad_flags_in_one_line(base_dir, capsys):
     from apps import cli
 
-    for flags, match in ((["--max-body-bytes", "0"], "--max-body-bytes must be >= 1"),
-                         (["--max-concurrent", "0"], "--max-concurrent must be >= 1"),
-                         (["--max-body-bytes", "100", "--max-inflight-bytes", "10"],
-                          "--max-inflight-bytes must be >= --max-body-bytes")):
+    for flags, match in (
+        (["--max-body-bytes", "0"], "--max-body-bytes must be >= 1"),
+        (["--max-concurrent", "0"], "--max-concurrent must be >= 1"),
+        (["--max-body-bytes", "100", "--max-inflight-bytes", "10"], "--max-inflight-bytes must be >= --max-body-bytes"),
+    ):
         assert cli.main(["serve", "--model-dir", str(base_dir), "--port", "0", *flags]) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and match in err, err

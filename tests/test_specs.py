@@ -20,8 +20,10 @@ PYCLS_REGNET_PARAMS = {
 
 
 def test_specs_do_not_import_tensorflow():
-    code = ("import sys, keras_regnet, keras_regnet.specs, keras_regnet.zoo, keras_regnet.complexity;"
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    code = (
+        "import sys, keras_regnet, keras_regnet.specs, keras_regnet.zoo, keras_regnet.complexity;"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -33,17 +35,20 @@ def test_stage_spec_derived_widths():
     assert StageSpec(1, 48, 8, se_ratio=0.25).se_width(24) == 6
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(depth=0, width=32, group_width=8), "depth"),
-    (dict(depth=1, width=0, group_width=8), "width"),
-    (dict(depth=1, width=32, group_width=0), "group_width"),
-    (dict(depth=1, width=36, group_width=8), "group_width"),
-    (dict(depth=1, width=32, group_width=64), "group_width"),
-    (dict(depth=1, width=30, group_width=1, bottleneck_ratio=4), "bottleneck_ratio"),
-    (dict(depth=1, width=32, group_width=8, bottleneck_ratio=0), "bottleneck_ratio"),
-    (dict(depth=1, width=32, group_width=8, stride=3), "stride"),
-    (dict(depth=1, width=32, group_width=8, se_ratio=1.5), "se_ratio"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(depth=0, width=32, group_width=8), "depth"),
+        (dict(depth=1, width=0, group_width=8), "width"),
+        (dict(depth=1, width=32, group_width=0), "group_width"),
+        (dict(depth=1, width=36, group_width=8), "group_width"),
+        (dict(depth=1, width=32, group_width=64), "group_width"),
+        (dict(depth=1, width=30, group_width=1, bottleneck_ratio=4), "bottleneck_ratio"),
+        (dict(depth=1, width=32, group_width=8, bottleneck_ratio=0), "bottleneck_ratio"),
+        (dict(depth=1, width=32, group_width=8, stride=3), "stride"),
+        (dict(depth=1, width=32, group_width=8, se_ratio=1.5), "se_ratio"),
+    ],
+)
 def test_stage_spec_rejects_bad_fields(kwargs, field):
     with pytest.raises(ValueError, match=field):
         StageSpec(**kwargs)
@@ -110,12 +115,15 @@ def test_regnet_spec_quantized_linear_rule():
     assert specs.quantized_widths(16, 16, 4.0, 2) == [16, 16]
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(w_0=20, w_a=10, w_m=2, depth=10, group_width=8), "w_0"),
-    (dict(w_0=24, w_a=-1, w_m=2, depth=10, group_width=8), "w_a"),
-    (dict(w_0=24, w_a=10, w_m=1, depth=10, group_width=8), "w_m"),
-    (dict(w_0=24, w_a=10, w_m=2, depth=0, group_width=8), "depth"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(w_0=20, w_a=10, w_m=2, depth=10, group_width=8), "w_0"),
+        (dict(w_0=24, w_a=-1, w_m=2, depth=10, group_width=8), "w_a"),
+        (dict(w_0=24, w_a=10, w_m=1, depth=10, group_width=8), "w_m"),
+        (dict(w_0=24, w_a=10, w_m=2, depth=0, group_width=8), "depth"),
+    ],
+)
 def test_regnet_spec_rejects_bad_parameters(kwargs, field):
     with pytest.raises(ValueError, match=field):
         regnet_spec(**kwargs)
@@ -144,14 +152,17 @@ def test_resolve_spec_file(tmp_path):
         zoo.resolve("ResNet50")
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(depth=1, width=16, group_width=8, stride=2.0), "stride"),
-    (dict(depth=1, width=16, group_width=8, bottleneck_ratio=1e-6), "bottleneck_ratio"),
-    (dict(depth=10**30, width=16, group_width=8), "depth"),
-    (dict(depth=1e30, width=16, group_width=8), "depth"),
-    (dict(depth=1, width=2**40, group_width=8), "width"),
-    (dict(depth=2.0, width=16, group_width=8), "depth"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(depth=1, width=16, group_width=8, stride=2.0), "stride"),
+        (dict(depth=1, width=16, group_width=8, bottleneck_ratio=1e-6), "bottleneck_ratio"),
+        (dict(depth=10**30, width=16, group_width=8), "depth"),
+        (dict(depth=1e30, width=16, group_width=8), "depth"),
+        (dict(depth=1, width=2**40, group_width=8), "width"),
+        (dict(depth=2.0, width=16, group_width=8), "depth"),
+    ],
+)
 def test_absurd_stage_values_are_refused_at_once(kwargs, field):
     import time
 
@@ -171,8 +182,9 @@ def test_absurd_network_values_are_refused_at_once():
     with pytest.raises(ValueError, match="nested too deeply"):
         AnyNetSpec.from_json("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ValueError, match="depth"):
-        AnyNetSpec.from_json('{"stem_width": 8, "stages": [{"depth": 1000000000000000000000000000000, '
-                             '"width": 16, "group_width": 8}]}')
+        AnyNetSpec.from_json(
+            '{"stem_width": 8, "stages": [{"depth": 1000000000000000000000000000000, "width": 16, "group_width": 8}]}'
+        )
 
 
 def test_complexity_ceiling_and_input_size_agree_with_the_builder():

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import csv_rows, run_chief_and_workers
 from scipy import stats
 
-from helpers import csv_rows, run_chief_and_workers
 from keras_regnet import analysis, design_spaces, report, study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,6 +18,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 # --------------------------------------------------------------------------- synthetic (no training)
+
 
 def synthetic_trials(seed=0, n=20, shifts=(0.0, 0.0, 0.0, -0.05, -0.10, -0.12)):
     """Trial rows per space as load_trials returns them: errors shifted per space, random flops."""
@@ -28,8 +29,11 @@ def synthetic_trials(seed=0, n=20, shifts=(0.0, 0.0, 0.0, -0.05, -0.10, -0.12)):
         for t in range(n):
             depths = sorted(rng.integers(1, 4, 4).tolist())
             widths = sorted((rng.integers(1, 33, 4) * 8).tolist())
-            row = {"trial_id": f"{t:02d}", "val_error": float(np.clip(rng.normal(0.3 + shift, 0.04), 0, 1)),
-                   "flops": float(rng.uniform(5e5, 2e6))}
+            row = {
+                "trial_id": f"{t:02d}",
+                "val_error": float(np.clip(rng.normal(0.3 + shift, 0.04), 0, 1)),
+                "flops": float(rng.uniform(5e5, 2e6)),
+            }
             for i in range(4):
                 row[f"depth_{i + 1}"], row[f"width_{i + 1}"] = str(depths[i]), str(widths[i])
             rows.append(row)
@@ -37,8 +41,17 @@ def synthetic_trials(seed=0, n=20, shifts=(0.0, 0.0, 0.0, -0.05, -0.10, -0.12)):
     return trials
 
 
-SETTINGS = {"spaces": list(study.SPACES), "samples": 20, "epochs": 5, "flops": [5e5, 2e6], "dataset": "digits",
-            "image_size": 32, "batch_size": 32, "lr": 0.05, "seed": 0}
+SETTINGS = {
+    "spaces": list(study.SPACES),
+    "samples": 20,
+    "epochs": 5,
+    "flops": [5e5, 2e6],
+    "dataset": "digits",
+    "image_size": 32,
+    "batch_size": 32,
+    "lr": 0.05,
+    "seed": 0,
+}
 
 
 def test_summarize_matches_analysis_and_scipy():
@@ -69,8 +82,14 @@ def test_verdicts_are_honest():
     same = rng.normal(0.3, 0.03, 40)
     better = same - 0.1  # clearly lower errors
     flops = {k: rng.uniform(1e6, 2e6, 40) for k in study.SPACES}
-    errs = {"AnyNetX_A": same, "AnyNetX_B": rng.permutation(same), "AnyNetX_C": same + 0.1,
-            "AnyNetX_D": same, "AnyNetX_E": better, "RegNet": better + 0.005}
+    errs = {
+        "AnyNetX_A": same,
+        "AnyNetX_B": rng.permutation(same),
+        "AnyNetX_C": same + 0.1,
+        "AnyNetX_D": same,
+        "AnyNetX_E": better,
+        "RegNet": better + 0.005,
+    }
     by_pair = {(c["a"], c["b"]): c for c in report.summarize(errs, flops)["comparisons"]}
     assert by_pair["AnyNetX_A", "AnyNetX_B"]["verdict"] == "consistent"  # identical samples
     assert by_pair["AnyNetX_B", "AnyNetX_C"]["verdict"] == "disagrees"  # C much worse: sharing g cost accuracy
@@ -79,8 +98,10 @@ def test_verdicts_are_honest():
     assert by_pair["AnyNetX_D", "AnyNetX_E"]["verdict"] == "agrees"
     er = by_pair["AnyNetX_E", "RegNet"]
     assert er["verdict"] == "inconclusive" and "only KS D >=" in er["detail"]
-    assert report.verdict("better", 0.01, "a", 20, 20) == ("disagrees", "significantly worse, unlike the paper (p=0.01)")
-
+    assert report.verdict("better", 0.01, "a", 20, 20) == (
+        "disagrees",
+        "significantly worse, unlike the paper (p=0.01)",
+    )
 
 
 def test_detectability_comes_from_the_exact_ks_test():
@@ -128,8 +149,9 @@ def test_report_and_figures_from_synthetic_trials(tmp_path):
 
 def test_report_with_one_space_and_a_missing_one(tmp_path):
     trials = synthetic_trials()
-    summary = report.write_report(str(tmp_path), {"AnyNetX_E": trials["AnyNetX_E"], "RegNet": []},
-                                 dict(SETTINGS, spaces=["AnyNetX_E", "RegNet"]))
+    summary = report.write_report(
+        str(tmp_path), {"AnyNetX_E": trials["AnyNetX_E"], "RegNet": []}, dict(SETTINGS, spaces=["AnyNetX_E", "RegNet"])
+    )
     assert summary["comparisons"] == [] and summary["missing"] == ["RegNet"]
     assert not (tmp_path / report.FIGURES["panels"]).exists()
     assert "| RegNet | 0 |" in (tmp_path / "report.md").read_text()
@@ -169,8 +191,9 @@ def test_bad_input_raises_clear_errors(tmp_path):
 
 
 def _cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_cli_bad_input_is_one_line(tmp_path):
@@ -182,6 +205,7 @@ def test_cli_bad_input_is_one_line(tmp_path):
 
 # --------------------------------------------------------------------------- end to end (tiny training)
 
+
 def tiny_spaces(*names):
     """Narrowed spaces: shallow and thin, so a trial trains in seconds."""
     return [design_spaces.get(n, depth=(1, 1), width=(8, 32)) for n in names]
@@ -190,8 +214,17 @@ def tiny_spaces(*names):
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
-    kwargs = dict(spaces=tiny_spaces("AnyNetX_C", "AnyNetX_D"), samples=3, epochs=1, flops=(1e5, 1e6),
-                  image_size=32, batch_size=64, out=str(out), seed=0, proxy_check=3)
+    kwargs = dict(
+        spaces=tiny_spaces("AnyNetX_C", "AnyNetX_D"),
+        samples=3,
+        epochs=1,
+        flops=(1e5, 1e6),
+        image_size=32,
+        batch_size=64,
+        out=str(out),
+        seed=0,
+        proxy_check=3,
+    )
     start = time.perf_counter()
     summary = study.run_study(**kwargs)
     return out, kwargs, summary, time.perf_counter() - start
@@ -215,8 +248,8 @@ def test_study_end_to_end_numbers_match_trials(tiny_study):
     ref = stats.ks_2samp(errs["AnyNetX_C"], errs["AnyNetX_D"])
     assert (c["a"], c["b"]) == ("AnyNetX_C", "AnyNetX_D")
     assert c["ks_d"] == pytest.approx(ref.statistic) and c["ks_p"] == pytest.approx(ref.pvalue)
-    report = (out / "report.md").read_text()
-    assert f"| AnyNetX_C vs AnyNetX_D | " in report and f"{c['ks_d']:.3f} | {c['ks_p']:.3g}" in report
+    text = (out / "report.md").read_text()
+    assert "| AnyNetX_C vs AnyNetX_D | " in text and f"{c['ks_d']:.3f} | {c['ks_p']:.3g}" in text
     for key in ("panels", "edfs", "flops", "staircase", "proxy"):
         _png_ok(out / report.FIGURES[key])
 
@@ -252,11 +285,26 @@ def test_study_resumes_without_retraining(tiny_study, capsys):
 
 # --------------------------------------------------------------------------- slow: the real spaces, CLI, distributed
 
+
 @pytest.mark.slow
 def test_cli_study_on_the_paper_spaces(tmp_path):
     out = tmp_path / "cli"
-    result = _cli("study", "--spaces", "AnyNetX_E,RegNet", "--samples", "3", "--epochs", "1", "--flops", "0.3M:1M",
-                  "--batch-size", "64", "--out", str(out), timeout=1800)
+    result = _cli(
+        "study",
+        "--spaces",
+        "AnyNetX_E,RegNet",
+        "--samples",
+        "3",
+        "--epochs",
+        "1",
+        "--flops",
+        "0.3M:1M",
+        "--batch-size",
+        "64",
+        "--out",
+        str(out),
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[1/2] AnyNetX_E" in result.stdout and "[2/2] RegNet" in result.stdout
     assert "AnyNetX_E vs RegNet: KS D=" in result.stdout
@@ -279,9 +327,26 @@ def _free_port_pair():
 @pytest.mark.slow
 def test_distributed_study_chief_and_worker(tmp_path):
     out, port = tmp_path / "dist", _free_port_pair()
-    common = [sys.executable, "-m", "apps.cli", "study", "--spaces", "AnyNetX_D,AnyNetX_E", "--samples", "2",
-              "--epochs", "1", "--flops", "0.3M:1M", "--batch-size", "64", "--out", str(out),
-              "--oracle-port", str(port)]
+    common = [
+        sys.executable,
+        "-m",
+        "apps.cli",
+        "study",
+        "--spaces",
+        "AnyNetX_D,AnyNetX_E",
+        "--samples",
+        "2",
+        "--epochs",
+        "1",
+        "--flops",
+        "0.3M:1M",
+        "--batch-size",
+        "64",
+        "--out",
+        str(out),
+        "--oracle-port",
+        str(port),
+    ]
     run_chief_and_workers(common, ("w1",), tmp_path, timeout=1800)
     for name in ("AnyNetX_D", "AnyNetX_E"):
         rows = csv_rows(out / name / "trials.csv")

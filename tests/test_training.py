@@ -38,8 +38,9 @@ def tiny_spec(tmp_path):
 
 
 def run_cli(*args, timeout=300, env=None):
-    return subprocess.run([sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def read_history(out):
@@ -57,32 +58,57 @@ def load_model(path):
 
 # --------------------------------------------------------------------------- config
 
+
 def test_config_defaults():
     config = TrainConfig()
     assert (config.model, config.dataset, config.batch_size) == ("RegNetX32", "digits", 128)
     assert (config.momentum, config.weight_decay, config.label_smoothing) == (0.9, 5e-5, 0.0)
     assert (config.schedule, config.mixed_precision, config.strategy) == ("cosine", "off", "auto")
     assert config.out == os.path.join("runs", "RegNetX32-digits")
-    assert TrainConfig(model="specs/my_net.json", dataset="/data/flowers/").out == \
-        os.path.join("runs", "my_net-flowers")
+    assert TrainConfig(model="specs/my_net.json", dataset="/data/flowers/").out == os.path.join(
+        "runs", "my_net-flowers"
+    )
     assert TrainConfig(out="x").out == "x"
     assert TrainConfig(lr=1).lr == 1.0 and isinstance(TrainConfig(lr=1).lr, float)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("model", ""), ("model", 3), ("dataset", None), ("data_dir", ""), ("image_size", 7),
-    ("image_size", 16.0), ("epochs", 0), ("epochs", True), ("batch_size", 0), ("lr", 0),
-    ("lr", -0.1), ("lr", float("nan")), ("momentum", 1.0), ("momentum", -0.1),
-    ("weight_decay", -1e-5), ("warmup_epochs", -1), ("schedule", "step"),
-    ("label_smoothing", 1.0), ("label_smoothing", -0.1), ("augment", "yes"),
-    ("mixed_precision", "fp8"), ("strategy", "tpu"), ("seed", -1), ("out", ""), ("verbose", 3),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("model", ""),
+        ("model", 3),
+        ("dataset", None),
+        ("data_dir", ""),
+        ("image_size", 7),
+        ("image_size", 16.0),
+        ("epochs", 0),
+        ("epochs", True),
+        ("batch_size", 0),
+        ("lr", 0),
+        ("lr", -0.1),
+        ("lr", float("nan")),
+        ("momentum", 1.0),
+        ("momentum", -0.1),
+        ("weight_decay", -1e-5),
+        ("warmup_epochs", -1),
+        ("schedule", "step"),
+        ("label_smoothing", 1.0),
+        ("label_smoothing", -0.1),
+        ("augment", "yes"),
+        ("mixed_precision", "fp8"),
+        ("strategy", "tpu"),
+        ("seed", -1),
+        ("out", ""),
+        ("verbose", 3),
+    ],
+)
 def test_config_rejects_bad_fields(field, value):
     with pytest.raises(ValueError, match=f"TrainConfig.{field} must"):
         TrainConfig(**{field: value})
 
 
 # --------------------------------------------------------------------------- optimizer
+
 
 def _lr_at(optimizer, step):
     schedule = optimizer._learning_rate
@@ -139,8 +165,10 @@ def test_our_sgd_updates_exactly_as_keras_sgd_and_is_built_before_fit():
         keras.utils.set_random_seed(0)
         model = _tiny_model()
         initial = model.get_weights()
-        model.compile(optimizer=cls(learning_rate=make_learning_rate(config, 4), momentum=0.9,
-                                    weight_decay=1e-2), loss="sparse_categorical_crossentropy")
+        model.compile(
+            optimizer=cls(learning_rate=make_learning_rate(config, 4), momentum=0.9, weight_decay=1e-2),
+            loss="sparse_categorical_crossentropy",
+        )
         model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
         weights.append(model.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
@@ -153,11 +181,11 @@ def test_our_sgd_updates_exactly_as_keras_sgd_and_is_built_before_fit():
 
 # --------------------------------------------------------------------------- loss
 
+
 def _tiny_model(activation="softmax", input_shape=(16, 16, 1)):
     from keras_regnet.models import build_model
 
-    return build_model("RegNetX32", input_shape=input_shape, classes=10,
-                       classifier_activation=activation)
+    return build_model("RegNetX32", input_shape=input_shape, classes=10, classifier_activation=activation)
 
 
 def test_from_logits_follows_classifier_activation():
@@ -229,11 +257,11 @@ def test_mixed_precision_classifier_is_float32():
 
 # --------------------------------------------------------------------------- end to end
 
+
 def test_train_command_end_to_end_bf16(tmp_path):
     """One tiny bf16 epoch through the command; every output checked."""
     out = tmp_path / "run"
-    result = run_cli("train", *TINY, "--epochs", "1", "--mixed-precision", "bf16",
-                     "--out", str(out), "--quiet")
+    result = run_cli("train", *TINY, "--epochs", "1", "--mixed-precision", "bf16", "--out", str(out), "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert result.stdout.splitlines()[-1].startswith("test accuracy: ")
@@ -243,6 +271,7 @@ def test_train_command_end_to_end_bf16(tmp_path):
     assert summary["epochs"] == 1 and summary["input_shape"] == [16, 16, 1]
     assert set(summary["complexity"]) == {"flops", "params", "acts"}
     from keras_regnet import complexity, zoo
+
     assert summary["complexity"] == complexity.count(zoo.get_spec("RegNetX32"), (16, 16, 1), 10).to_dict()
     assert 0 <= summary["accuracy"]["test"] <= 1 and 0 <= summary["accuracy"]["best_validation"] <= 1
     assert f"{summary['accuracy']['test']:.4f}" in result.stdout
@@ -263,6 +292,7 @@ def test_train_command_end_to_end_bf16(tmp_path):
     assert model.layers[2].compute_dtype == "bfloat16"
     assert tuple(model.input_shape) == (None, 16, 16, 1) and tuple(model.output_shape) == (None, 10)
     import keras_regnet.data as data
+
     images, labels = next(iter(data.load("digits", image_size=16, batch_size=512).test))
     accuracy = float(np.mean(np.argmax(model.predict(images, verbose=0), -1) == labels.numpy()))
     # The first 512 test examples are all of digits' 270-example test split.
@@ -273,8 +303,7 @@ def _assert_one_error_line(result, *fragments):
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr, result.stderr
     # TensorFlow's own C++ log lines ("E0000 ... CUDA error: ...") are not ours.
-    lines = [line for line in result.stderr.splitlines()
-             if "error:" in line and not re.match(r"[EWIF]\d{4} ", line)]
+    lines = [line for line in result.stderr.splitlines() if "error:" in line and not re.match(r"[EWIF]\d{4} ", line)]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("keras-regnet train: error: ")
     for fragment in fragments:
@@ -297,18 +326,35 @@ def test_bad_input_is_one_error_line(tmp_path):
         (["--epochs", "0"], ["epochs"]),
     ]
     import tensorflow as tf
+
     if not tf.config.list_physical_devices("GPU"):
         cases.append((["--mixed-precision", "fp16"], ["fp16 needs a GPU"]))
-    processes = [subprocess.Popen(
-        [sys.executable, "-m", "apps.cli", "train", *TINY, "--epochs", "1", "--quiet",
-         "--out", str(tmp_path / f"out{i}"), *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for i, (args, _) in enumerate(cases)]
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "apps.cli",
+                "train",
+                *TINY,
+                "--epochs",
+                "1",
+                "--quiet",
+                "--out",
+                str(tmp_path / f"out{i}"),
+                *args,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, (args, _) in enumerate(cases)
+    ]
     try:
         for process, (args, fragments) in zip(processes, cases):
             stdout, stderr = process.communicate(timeout=120)
-            _assert_one_error_line(subprocess.CompletedProcess(args, process.returncode, stdout, stderr),
-                                   *fragments)
+            _assert_one_error_line(subprocess.CompletedProcess(args, process.returncode, stdout, stderr), *fragments)
     finally:
         for process in processes:
             if process.poll() is None:
@@ -321,8 +367,22 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, tiny_spec):
     """SIGKILL after the first epoch, re-run with the same folder: it continues at epoch 2."""
     out = tmp_path / "run"
     epochs = 4
-    args = [sys.executable, "-m", "apps.cli", "train", "--model", tiny_spec, "--image-size", "16",
-            "--batch-size", "16", "--epochs", str(epochs), "--out", str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "apps.cli",
+        "train",
+        "--model",
+        tiny_spec,
+        "--image-size",
+        "16",
+        "--batch-size",
+        "16",
+        "--epochs",
+        str(epochs),
+        "--out",
+        str(out),
+    ]
     log = open(tmp_path / "first.log", "w")
     first = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     history = out / "history.csv"
@@ -347,7 +407,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, tiny_spec):
 
     second = run_cli(*args[3:], timeout=240)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    printed = [int(n) for n in re.findall(r"Epoch (\d+)/%d" % epochs, second.stdout)]
+    printed = [int(n) for n in re.findall(rf"Epoch (\d+)/{epochs}", second.stdout)]
     assert printed[0] == done + 1 >= 2  # resumed: no completed epoch redone
     assert printed == list(range(done + 1, epochs + 1))
     assert f"{done} of {epochs} epochs done" in second.stdout
@@ -403,14 +463,36 @@ def test_multiworker_two_workers_train_the_same_model(tmp_path, tiny_spec):
     processes, logs = [], []
     try:
         for index in range(2):
-            env = {**os.environ, "TF_CONFIG": json.dumps(
-                {"cluster": cluster, "task": {"type": "worker", "index": index}})}
+            env = {
+                **os.environ,
+                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+            }
             logs.append(open(tmp_path / f"worker{index}.log", "w+"))
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "apps.cli", "train", "--model", tiny_spec, *TINY,
-                 "--epochs", "1", "--no-augment",
-                 "--strategy", "multiworker", "--out", str(out), "--quiet"],
-                cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "apps.cli",
+                        "train",
+                        "--model",
+                        tiny_spec,
+                        *TINY,
+                        "--epochs",
+                        "1",
+                        "--no-augment",
+                        "--strategy",
+                        "multiworker",
+                        "--out",
+                        str(out),
+                        "--quiet",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=logs[-1],
+                    stderr=subprocess.STDOUT,
+                )
+            )
         deadline = time.monotonic() + 150
         for process in processes:
             process.wait(timeout=max(1, deadline - time.monotonic()))
@@ -446,6 +528,7 @@ def test_multiworker_two_workers_train_the_same_model(tmp_path, tiny_spec):
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
     # Training changed the weights (the comparison is not of two untouched initializations).
     from keras_regnet.models import build_model
+
     fresh = build_model(tiny_spec, input_shape=(16, 16, 1), classes=10)
     assert any(not np.allclose(w, f) for w, f in zip(weights_a, fresh.get_weights()))
 

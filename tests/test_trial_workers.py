@@ -7,12 +7,11 @@ import sys
 import time
 
 import pytest
-
 from helpers import ROOT, csv_rows, wait_for
+
 from keras_regnet import trial_workers
 
-FLAGS = ["--dataset", "digits", "--image-size", "32", "--batch-size", "64", "--flops", "0.3M:3M",
-         "--depth", "1:2"]
+FLAGS = ["--dataset", "digits", "--image-size", "32", "--batch-size", "64", "--flops", "0.3M:3M", "--depth", "1:2"]
 
 
 def _descendants(pid):
@@ -57,14 +56,33 @@ def test_workers_argument_is_checked():
 def test_search_with_two_workers_runs_every_trial_once(tmp_path):
     out = tmp_path / "search"
     result = subprocess.run(
-        [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_D", "--max-trials", "4", "--epochs", "1",
-         "--workers", "2", "--out", str(out), *FLAGS], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "apps.cli",
+            "search",
+            "--space",
+            "AnyNetX_D",
+            "--max-trials",
+            "4",
+            "--epochs",
+            "1",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+            *FLAGS,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = csv_rows(out / "trials.csv")
     assert sorted(r["trial_id"] for r in rows) == ["0", "1", "2", "3"]
     assert all(r["status"] == "COMPLETED" for r in rows)
-    networks = {tuple(r[f"width_{i}"] for i in range(1, 5)) + tuple(r[f"depth_{i}"] for i in range(1, 5))
-                for r in rows}
+    networks = {tuple(r[f"width_{i}"] for i in range(1, 5)) + tuple(r[f"depth_{i}"] for i in range(1, 5)) for r in rows}
     assert len(networks) == 4  # no network trained twice
     assert all(0 < float(r["worker_peak_rss_mb"]) for r in rows)
     lines = [l for l in result.stdout.splitlines() if l.startswith("trial ")]
@@ -74,9 +92,28 @@ def test_search_with_two_workers_runs_every_trial_once(tmp_path):
 def test_a_killed_worker_costs_only_its_trial(tmp_path):
     out = tmp_path / "kill"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_A", "--max-trials", "4", "--epochs", "3",
-         "--workers", "2", "--out", str(out), *FLAGS], cwd=ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "apps.cli",
+            "search",
+            "--space",
+            "AnyNetX_A",
+            "--max-trials",
+            "4",
+            "--epochs",
+            "3",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+            *FLAGS,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         # Kill a worker while a trial is running (the oracle has written a RUNNING trial).
         wait_for(lambda: list((out / "tuner").glob("trial_*/trial.json")), 300, "a running trial")
@@ -103,8 +140,26 @@ def test_a_killed_worker_costs_only_its_trial(tmp_path):
 @pytest.mark.slow
 def test_a_killed_study_resumes_without_losing_or_rerunning_trials(tmp_path):
     out = tmp_path / "study"
-    args = [sys.executable, "-m", "apps.cli", "study", "--spaces", "AnyNetX_A,AnyNetX_B", "--samples", "3",
-            "--epochs", "1", "--flops", "0.3M:3M", "--batch-size", "64", "--workers", "2", "--out", str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "apps.cli",
+        "study",
+        "--spaces",
+        "AnyNetX_A,AnyNetX_B",
+        "--samples",
+        "3",
+        "--epochs",
+        "1",
+        "--flops",
+        "0.3M:3M",
+        "--batch-size",
+        "64",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+    ]
 
     def completed():
         rows = []
@@ -114,8 +169,9 @@ def test_a_killed_study_resumes_without_losing_or_rerunning_trials(tmp_path):
                 rows += [dict(r, space=space) for r in csv_rows(path) if r["status"] == "COMPLETED"]
         return rows
 
-    first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    first = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         wait_for(lambda: len(completed()) >= 2, 600, "two completed trials")
     finally:
@@ -128,7 +184,10 @@ def test_a_killed_study_resumes_without_losing_or_rerunning_trials(tmp_path):
     assert len(after) == 6
     for key, row in before.items():
         assert after[key] == row  # kept, not retrained
-    rerun = {(l.split("]")[0][1:], l.split()[2]) for l in second.stdout.splitlines() if l.startswith("[AnyNetX")
-             and " trial " in l}
+    rerun = {
+        (l.split("]")[0][1:], l.split()[2])
+        for l in second.stdout.splitlines()
+        if l.startswith("[AnyNetX") and " trial " in l
+    }
     assert not rerun & set(before)
     assert (out / "report.md").exists()

@@ -7,13 +7,24 @@ from pathlib import Path
 import keras_tuner
 import numpy as np
 import pytest
-
 from helpers import csv_rows, run_chief_and_workers, wait_for
+
 from apps import flags
 from keras_regnet import design_spaces, search, tuning
 
 ROOT = Path(__file__).resolve().parents[1]
-SEARCH_FLAGS = ["--dataset", "digits", "--image-size", "32", "--batch-size", "64", "--flops", "0.3M:3M", "--depth", "1:2"]
+SEARCH_FLAGS = [
+    "--dataset",
+    "digits",
+    "--image-size",
+    "32",
+    "--batch-size",
+    "64",
+    "--flops",
+    "0.3M:3M",
+    "--depth",
+    "1:2",
+]
 
 
 def small_space(name="AnyNetX_D", **overrides):
@@ -51,13 +62,27 @@ def test_oracle_resumes_its_random_stream_from_saved_state():
 
 def test_model_based_proposals_are_projected_onto_the_space(monkeypatch):
     space = small_space("AnyNetX_E")
-    oracle = tuning.BayesianOptimizationOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=1,
-                                               num_initial_points=0)  # a model-based proposal right away
-    proposal = {"depth_1": 7.6, "depth_2": 2.2, "depth_3": 1.0, "depth_4": 3.4,
-                "width_1": 200.3, "width_2": 40.0, "width_3": 64.0, "width_4": 16.0,
-                "bottleneck_ratio": 2.0, "group_width": 5.0, "tuner/epochs": 2}
-    monkeypatch.setattr(keras_tuner.oracles.BayesianOptimizationOracle, "populate_space",
-                        lambda self, trial_id: {"status": "RUNNING", "values": dict(proposal)})
+    oracle = tuning.BayesianOptimizationOracle(
+        space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=1, num_initial_points=0
+    )  # a model-based proposal right away
+    proposal = {
+        "depth_1": 7.6,
+        "depth_2": 2.2,
+        "depth_3": 1.0,
+        "depth_4": 3.4,
+        "width_1": 200.3,
+        "width_2": 40.0,
+        "width_3": 64.0,
+        "width_4": 16.0,
+        "bottleneck_ratio": 2.0,
+        "group_width": 5.0,
+        "tuner/epochs": 2,
+    }
+    monkeypatch.setattr(
+        keras_tuner.oracles.BayesianOptimizationOracle,
+        "populate_space",
+        lambda self, trial_id: {"status": "RUNNING", "values": dict(proposal)},
+    )
     values = oracle.populate_space("0")["values"]
     spec = tuning.spec_from_values(values)
     assert space.contains(spec)
@@ -68,18 +93,25 @@ def test_model_based_proposals_are_projected_onto_the_space(monkeypatch):
 
 @pytest.mark.parametrize("name", ["AnyNetX_C", "RegNet"])
 def test_projected_proposals_record_the_projected_values(monkeypatch, name):
-    space = small_space(name) if name != "RegNet" else design_spaces.get(
-        "RegNet", flops=(3e5, 3e6), input_shape=(32, 32, 1), classes=10)
-    oracle = tuning.BayesianOptimizationOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=1,
-                                               num_initial_points=0)
+    space = (
+        small_space(name)
+        if name != "RegNet"
+        else design_spaces.get("RegNet", flops=(3e5, 3e6), input_shape=(32, 32, 1), classes=10)
+    )
+    oracle = tuning.BayesianOptimizationOracle(
+        space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=1, num_initial_points=0
+    )
     for seed in range(200):  # a draw that stays in the window with b = 2, g = 16
         _, params = space.sample_with_params(np.random.default_rng(seed))
         proposal = {k: (v * 1.01 if isinstance(v, float) and k.startswith("w_") else v) for k, v in params.items()}
         proposal.update(bottleneck_ratio=1.7, group_width=13.0)  # off the grid: projected to 2 and 16
         if space.project_with_params(proposal) is not None:
             break
-    monkeypatch.setattr(keras_tuner.oracles.BayesianOptimizationOracle, "populate_space",
-                        lambda self, trial_id: {"status": "RUNNING", "values": dict(proposal)})
+    monkeypatch.setattr(
+        keras_tuner.oracles.BayesianOptimizationOracle,
+        "populate_space",
+        lambda self, trial_id: {"status": "RUNNING", "values": dict(proposal)},
+    )
     values = oracle.populate_space("0")["values"]
     spec, projected = space.project_with_params(proposal)
     assert values["bottleneck_ratio"] == 2.0 and values["group_width"] == 16
@@ -95,18 +127,23 @@ def test_oracles_use_only_keras_tuner_public_names():
     import inspect
 
     source = inspect.getsource(tuning.DesignSpaceOracleMixin) + "".join(
-        inspect.getsource(c) for c in (tuning.RandomSearchOracle, tuning.HyperbandOracle,
-                                       tuning.BayesianOptimizationOracle))
+        inspect.getsource(c)
+        for c in (tuning.RandomSearchOracle, tuning.HyperbandOracle, tuning.BayesianOptimizationOracle)
+    )
     for private in ("_random_values", "_duplicate", "_seed_state", "_max_collisions", "_tried_so_far"):
         assert private not in source, private
 
 
 def test_bayesian_oracle_samples_the_space_before_its_model(monkeypatch):
     space = small_space("AnyNetX_E")
-    oracle = tuning.BayesianOptimizationOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=1,
-                                               num_initial_points=2)
-    monkeypatch.setattr(keras_tuner.oracles.BayesianOptimizationOracle, "populate_space",
-                        lambda self, trial_id: pytest.fail("the model was asked before the initial points"))
+    oracle = tuning.BayesianOptimizationOracle(
+        space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=1, num_initial_points=2
+    )
+    monkeypatch.setattr(
+        keras_tuner.oracles.BayesianOptimizationOracle,
+        "populate_space",
+        lambda self, trial_id: pytest.fail("the model was asked before the initial points"),
+    )
     values = oracle.populate_space("0")["values"]
     widths = [values[f"width_{i}"] for i in range(1, 5)]
     assert widths == sorted(widths) and space.contains(tuning.spec_from_values(values))
@@ -129,14 +166,29 @@ def test_parse_window():
 
 
 def _cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_random_search_end_to_end(tmp_path):
     out = tmp_path / "search"
-    result = _cli("search", "--space", "AnyNetX_E", "--tuner", "random", "--max-trials", "2", "--epochs", "1",
-                  "--out", str(out), "--seed", "1", *SEARCH_FLAGS)
+    result = _cli(
+        "search",
+        "--space",
+        "AnyNetX_E",
+        "--tuner",
+        "random",
+        "--max-trials",
+        "2",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--seed",
+        "1",
+        *SEARCH_FLAGS,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     progress = [l for l in result.stdout.splitlines() if l.startswith("trial ")]
     assert len(progress) == 2 and all("flops" in l and "val_error" in l for l in progress)
@@ -145,9 +197,14 @@ def test_random_search_end_to_end(tmp_path):
     space = small_space("AnyNetX_E")
     for row in rows:
         assert 0 <= float(row["val_error"]) <= 1 and float(row["seconds"]) > 0
-        spec = tuning.spec_from_values({k: float(v) if "ratio" in k else v for k, v in row.items()
-                                        if k.split("_")[0] in ("depth", "width", "group", "bottleneck")
-                                        for v in [float(v) if "ratio" in k else int(v)]})
+        spec = tuning.spec_from_values(
+            {
+                k: float(v) if "ratio" in k else v
+                for k, v in row.items()
+                if k.split("_")[0] in ("depth", "width", "group", "bottleneck")
+                for v in [float(v) if "ratio" in k else int(v)]
+            }
+        )
         assert space.contains(spec) and int(row["flops"]) == space.complexity(spec).flops
     assert (out / "best_model.keras").exists() and (out / "best_trial.json").exists()
 
@@ -159,8 +216,11 @@ def test_bayesian_and_hyperband_searches_run(tmp_path):
     assert len(records) == 3 and all(r["status"] == "COMPLETED" for r in records)
     # two random initial points, then a Gaussian-process proposal projected onto the space
     for record in records:
-        values = {k: v for k, v in record.items() if k.split("_")[0] in ("depth", "width", "group", "bottleneck")
-                  or k in ("block", "stem_width")}
+        values = {
+            k: v
+            for k, v in record.items()
+            if k.split("_")[0] in ("depth", "width", "group", "bottleneck") or k in ("block", "stem_width")
+        }
         assert space.contains(tuning.spec_from_values(values))
     records = search.run_search(space, config, tuner="hyperband", epochs=2, out=str(tmp_path / "hb"))
     assert 1 <= len(records) <= 3 and any(r.get("epochs") for r in records)
@@ -174,21 +234,48 @@ def test_bad_search_input_is_one_clear_line(tmp_path):
         (["--depth", "3:1"], "--depth"),
     ]
     for bad_flags, message in cases:
-        result = _cli("search", "--out", str(tmp_path / "bad"), "--max-trials", "1", "--epochs", "1",
-                      "--image-size", "32", *bad_flags)
+        result = _cli(
+            "search",
+            "--out",
+            str(tmp_path / "bad"),
+            "--max-trials",
+            "1",
+            "--epochs",
+            "1",
+            "--image-size",
+            "32",
+            *bad_flags,
+        )
         assert result.returncode == 2, result.stderr[-2000:]
         assert "Traceback" not in result.stderr and message in result.stderr
 
 
 def test_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path):
     out = tmp_path / "resume"
-    args = [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_A", "--max-trials", "3",
-            "--epochs", "1", "--out", str(out), "--seed", "5", *SEARCH_FLAGS]
+    args = [
+        sys.executable,
+        "-m",
+        "apps.cli",
+        "search",
+        "--space",
+        "AnyNetX_A",
+        "--max-trials",
+        "3",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--seed",
+        "5",
+        *SEARCH_FLAGS,
+    ]
     first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+
         def one_done():
             path = out / "trials.csv"
             return path.exists() and any(r["status"] == "COMPLETED" for r in csv_rows(path))
+
         wait_for(one_done, 300, "a completed trial")
         first.send_signal(signal.SIGKILL)
     finally:
@@ -216,11 +303,28 @@ def _free_port():
 
 def test_distributed_search_chief_and_two_workers(tmp_path):
     out, port = tmp_path / "dist", _free_port()
-    common = [sys.executable, "-m", "apps.cli", "search", "--space", "AnyNetX_B", "--max-trials", "3",
-              "--epochs", "1", "--out", str(out), "--oracle-port", str(port), *SEARCH_FLAGS]
+    common = [
+        sys.executable,
+        "-m",
+        "apps.cli",
+        "search",
+        "--space",
+        "AnyNetX_B",
+        "--max-trials",
+        "3",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--oracle-port",
+        str(port),
+        *SEARCH_FLAGS,
+    ]
     run_chief_and_workers(common, ("w1", "w2"), tmp_path, timeout=600)
-    ran = {name: [l.split()[1] for l in (tmp_path / f"{name}.log").read_text().splitlines() if l.startswith("trial ")]
-           for name in ("w1", "w2")}
+    ran = {
+        name: [l.split()[1] for l in (tmp_path / f"{name}.log").read_text().splitlines() if l.startswith("trial ")]
+        for name in ("w1", "w2")
+    }
     assert ran["w1"] and ran["w2"], ran
     rows = csv_rows(out / "trials.csv")
     assert sorted(r["trial_id"] for r in rows) == sorted(ran["w1"] + ran["w2"])

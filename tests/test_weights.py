@@ -43,8 +43,7 @@ def test_mismatched_architecture_is_reported(tmp_path):
     with pytest.raises(ValueError, match="regnetx004"):
         keras_regnet.RegNetX004(weights=path, input_shape=(64, 64, 3))
     with pytest.raises(ValueError, match="shapes"):
-        keras_regnet.RegNetX002(weights=path, input_shape=(64, 64, 3), classes=10,
-                                classifier_activation=None)
+        keras_regnet.RegNetX002(weights=path, input_shape=(64, 64, 3), classes=10, classifier_activation=None)
 
 
 def test_keras_weights_file_and_missing_file(tmp_path):
