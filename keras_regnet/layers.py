@@ -52,7 +52,7 @@ def _probe_native_grouped_conv():
         return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tf_native_grouped_conv_trains():
     """Whether TensorFlow's grouped conv and its gradients run here (probed once).
 

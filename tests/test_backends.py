@@ -15,7 +15,6 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from helpers import ROOT
 
 TOLERANCE = 1e-4
