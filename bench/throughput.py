@@ -50,9 +50,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-import keras  # noqa: E402
 
 import keras_regnet  # noqa: E402
 from keras_regnet import complexity, zoo  # noqa: E402
@@ -63,19 +63,22 @@ LEARNING_RATE = 0.05
 # Targets of the issue: (key, description, numerator, denominator, target)
 TARGETS = (
     ("train fp32: ours / d2l on stock Keras 3", "ours_fp32_train", "stock_fp32_train", 12.0),
-    ("train fp32: ours / PyTorch fp32 (its better memory format)", "ours_fp32_train",
-     "torch_fp32_best_train", 1.4),
-    ("train bf16: ours mixed_bfloat16 / PyTorch bf16 autocast channels_last", "ours_bf16_train",
-     "torch_bf16_cl_train", 1.0),
+    ("train fp32: ours / PyTorch fp32 (its better memory format)", "ours_fp32_train", "torch_fp32_best_train", 1.4),
+    (
+        "train bf16: ours mixed_bfloat16 / PyTorch bf16 autocast channels_last",
+        "ours_bf16_train",
+        "torch_bf16_cl_train",
+        1.0,
+    ),
     ("infer fp32: ours / PyTorch fp32 channels_last", "ours_fp32_infer", "torch_fp32_cl_infer", 1.0),
     ("infer bf16: ours / PyTorch bf16", "ours_bf16_infer", "torch_bf16_cl_infer", 1.0),
-    ("our fp32 training FLOP/s / measured fp32 matmul FLOP/s", "ours_fp32_train_flops",
-     "matmul_fp32_flops", 0.30),
+    ("our fp32 training FLOP/s / measured fp32 matmul FLOP/s", "ours_fp32_train_flops", "matmul_fp32_flops", 0.30),
     ("input pipeline img/s / our train img/s (fp32)", "pipeline", "ours_fp32_train", 3.0),
 )
 
 
 # ----------------------------------------------------------------------------- peers
+
 
 def d2l_tensorflow_regnetx32():
     """The d2l TensorFlow RegNetX32, as in the seed (tensorflow cells), on Keras 3.
@@ -89,8 +92,9 @@ def d2l_tensorflow_regnetx32():
             super().__init__()
             bot_channels = int(round(num_channels * bot_mul))
             self.conv1 = keras.layers.Conv2D(bot_channels, 1, strides=1)
-            self.conv2 = keras.layers.Conv2D(bot_channels, 3, strides=strides, padding="same",
-                                             groups=bot_channels // groups)
+            self.conv2 = keras.layers.Conv2D(
+                bot_channels, 3, strides=strides, padding="same", groups=bot_channels // groups
+            )
             self.conv3 = keras.layers.Conv2D(num_channels, 1, strides=1)
             self.bn1 = keras.layers.BatchNormalization()
             self.bn2 = keras.layers.BatchNormalization()
@@ -111,10 +115,13 @@ def d2l_tensorflow_regnetx32():
             return keras.activations.relu(Y + X)
 
     def stem(num_channels):
-        return keras.models.Sequential([
-            keras.layers.Conv2D(num_channels, kernel_size=3, strides=2, padding="same"),
-            keras.layers.BatchNormalization(),
-            keras.layers.Activation("relu")])
+        return keras.models.Sequential(
+            [
+                keras.layers.Conv2D(num_channels, kernel_size=3, strides=2, padding="same"),
+                keras.layers.BatchNormalization(),
+                keras.layers.Activation("relu"),
+            ]
+        )
 
     def stage(depth, num_channels, groups, bot_mul):
         net = keras.models.Sequential()
@@ -131,9 +138,7 @@ def d2l_tensorflow_regnetx32():
     net = keras.models.Sequential([stem(stem_channels)])  # Keras 3 wants a list
     for s in arch:
         net.add(stage(*s))
-    net.add(keras.models.Sequential([
-        keras.layers.GlobalAvgPool2D(),
-        keras.layers.Dense(units=NUM_CLASSES)]))
+    net.add(keras.models.Sequential([keras.layers.GlobalAvgPool2D(), keras.layers.Dense(units=NUM_CLASSES)]))
     net.build((None, 96, 96, 1))
     return net
 
@@ -213,7 +218,9 @@ def make_train_step(net, x, y, bf16):
     return step
 '''
 
-TORCH_SCRIPT = TORCH_MODEL + r'''
+TORCH_SCRIPT = (
+    TORCH_MODEL
+    + r"""
 batch, steps, reps = (int(v) for v in sys.argv[1:4])
 
 
@@ -255,7 +262,8 @@ for key, channels_last, bf16 in (("fp32", False, False), ("fp32_cl", True, False
     results[key] = measure(channels_last, bf16)
 results["cpu_shares"] = shares
 print("TORCH_RESULTS " + json.dumps(results))
-'''
+"""
+)
 
 
 def torch_figures(batch, steps, reps):
@@ -264,14 +272,18 @@ def torch_figures(batch, steps, reps):
         return None, "torch not importable here (pip install torch to include the PyTorch peer)"
     result = subprocess.run(
         [sys.executable, "-c", TORCH_SCRIPT, str(batch), str(steps), str(reps)],
-        capture_output=True, text=True, timeout=900)
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     for line in result.stdout.splitlines():
         if line.startswith("TORCH_RESULTS "):
-            return json.loads(line[len("TORCH_RESULTS "):]), None
+            return json.loads(line[len("TORCH_RESULTS ") :]), None
     return None, f"torch subprocess failed (rc {result.returncode}): {result.stderr[-500:]}"
 
 
 # ----------------------------------------------------------------------------- measuring
+
 
 class Clock:
     """Wall seconds, and the share of all CPUs this process used meanwhile."""
@@ -347,8 +359,10 @@ def fixed_batch_dataset(batch, size=96):
 
 def train_images_per_second(model, batch, steps, warmup, size=96, from_logits=False, label=None):
     """`model.fit` on a tf.data dataset repeating one fixed random batch."""
-    model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
+    model.compile(
+        optimizer=keras.optimizers.SGD(LEARNING_RATE),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+    )
     dataset = fixed_batch_dataset(batch, size)
     model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
     with Clock() as clock:
@@ -390,8 +404,9 @@ def pipeline_images_per_second(batch, batches=150, warmup=20):
     images = rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
     labels = rng.integers(0, NUM_CLASSES, n).astype(np.int64)
     raw = tf.data.Dataset.from_tensor_slices((images, labels))
-    ds = data._pipeline(raw, n, size=(96, 96), channels=1, batch_size=batch, seed=0,
-                        shuffle=True, augment=False, flip=False).repeat()
+    ds = data._pipeline(
+        raw, n, size=(96, 96), channels=1, batch_size=batch, seed=0, shuffle=True, augment=False, flip=False
+    ).repeat()
     iterator = iter(ds)
     for _ in range(warmup):
         next(iterator)
@@ -411,8 +426,9 @@ def with_policy(policy, fn):
 
 
 def progress(fig, prefix):
-    shown = ", ".join(f"{k[len(prefix):]} {v:.1f}" for k, v in fig.items()
-                      if k.startswith(prefix) and isinstance(v, float))
+    shown = ", ".join(
+        f"{k[len(prefix) :]} {v:.1f}" for k, v in fig.items() if k.startswith(prefix) and isinstance(v, float)
+    )
     print(f"  measured {prefix.rstrip('_')}: {shown}", flush=True)
 
 
@@ -502,10 +518,15 @@ def backend_figures(backend, batch, size, steps, reps):
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     result = subprocess.run(
         [sys.executable, "-c", BACKEND_SCRIPT, str(batch), str(size), str(steps), str(reps)],
-        capture_output=True, text=True, timeout=1800, env=env, cwd=root)
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=env,
+        cwd=root,
+    )
     for line in result.stdout.splitlines():
         if line.startswith("BACKEND_RESULTS "):
-            return json.loads(line[len("BACKEND_RESULTS "):]), None
+            return json.loads(line[len("BACKEND_RESULTS ") :]), None
     return None, f"{backend} subprocess failed (rc {result.returncode}): {result.stderr[-800:]}"
 
 
@@ -517,8 +538,7 @@ def backend_comparison(args):
     started = time.perf_counter()
     load_start = load_average()
     cores_start = effective_cores()
-    print(f"load average at start: {load_start}; effective cores: {cores_start:.2f} of {os.cpu_count()}",
-          flush=True)
+    print(f"load average at start: {load_start}; effective cores: {cores_start:.2f} of {os.cpu_count()}", flush=True)
     best, notes = {}, []
     for round_ in range(args.rounds):
         for backend in backends:
@@ -529,8 +549,11 @@ def backend_comparison(args):
                 notes.append(why)
                 best[backend] = None
                 continue
-            print(f"  round {round_ + 1}, {backend}: train {figures['train']:.1f} img/s, "
-                  f"infer {figures['infer']:.1f} img/s (warm-up {figures['warmup_s']:.1f} s)", flush=True)
+            print(
+                f"  round {round_ + 1}, {backend}: train {figures['train']:.1f} img/s, "
+                f"infer {figures['infer']:.1f} img/s (warm-up {figures['warmup_s']:.1f} s)",
+                flush=True,
+            )
             kept = best.setdefault(backend, figures)
             for key in ("train", "infer"):
                 if figures[key] > kept[key]:
@@ -539,35 +562,54 @@ def backend_comparison(args):
     measured = {b: f for b, f in best.items() if f is not None}
     cores_end = effective_cores()
     print()
-    print(f"keras_regnet.RegNetX32, {args.size}x{args.size}x1, batch {args.batch_size}, 10 classes, "
-          f"float32, SGD({LEARNING_RATE}); img/s, best of {args.rounds} round(s) (train: train_on_batch, "
-          f"{args.steps} steps after 2 warm-up; infer: predict_on_batch, {args.reps} batches)")
+    print(
+        f"keras_regnet.RegNetX32, {args.size}x{args.size}x1, batch {args.batch_size}, 10 classes, "
+        f"float32, SGD({LEARNING_RATE}); img/s, best of {args.rounds} round(s) (train: train_on_batch, "
+        f"{args.steps} steps after 2 warm-up; infer: predict_on_batch, {args.reps} batches)"
+    )
     if measured:
         fastest = {k: max(f[k] for f in measured.values()) for k in ("train", "infer")}
-        print(f"  {'backend':12s} {'version':>10s} {'train':>9s} {'/fastest':>9s} {'infer':>9s} "
-              f"{'/fastest':>9s} {'cpu train':>9s} {'cpu infer':>9s}")
+        print(
+            f"  {'backend':12s} {'version':>10s} {'train':>9s} {'/fastest':>9s} {'infer':>9s} "
+            f"{'/fastest':>9s} {'cpu train':>9s} {'cpu infer':>9s}"
+        )
         for backend, f in measured.items():
-            print(f"  {backend:12s} {f['version']:>10s} {f['train']:9.1f} {f['train'] / fastest['train']:8.2f}x "
-                  f"{f['infer']:9.1f} {f['infer'] / fastest['infer']:8.2f}x "
-                  f"{100 * f['shares']['train']:8.0f}% {100 * f['shares']['infer']:8.0f}%")
-        slow = [f"{b} {k} {fastest[k] / f[k]:.1f}x" for b, f in measured.items() for k in ("train", "infer")
-                if fastest[k] / f[k] > 2.0]
-        print("  goal (no backend more than 2x slower than the fastest): "
-              + ("met" if not slow else "MISSED: " + ", ".join(f"{s} slower" for s in slow)))
+            print(
+                f"  {backend:12s} {f['version']:>10s} {f['train']:9.1f} {f['train'] / fastest['train']:8.2f}x "
+                f"{f['infer']:9.1f} {f['infer'] / fastest['infer']:8.2f}x "
+                f"{100 * f['shares']['train']:8.0f}% {100 * f['shares']['infer']:8.0f}%"
+            )
+        slow = [
+            f"{b} {k} {fastest[k] / f[k]:.1f}x"
+            for b, f in measured.items()
+            for k in ("train", "infer")
+            if fastest[k] / f[k] > 2.0
+        ]
+        print(
+            "  goal (no backend more than 2x slower than the fastest): "
+            + ("met" if not slow else "MISSED: " + ", ".join(f"{s} slower" for s in slow))
+        )
     keras_version = next(iter(measured.values()))["keras"] if measured else "n/a"
     print(f"keras {keras_version}; cpu: {cpu_description()[0]}, {os.cpu_count()} logical cpus")
-    print(f"load average at the end {load_average()}; effective cores {cores_start:.2f} at start, "
-          f"{cores_end:.2f} at end of {os.cpu_count()}; run took {time.perf_counter() - started:.0f} s")
+    print(
+        f"load average at the end {load_average()}; effective cores {cores_start:.2f} at start, "
+        f"{cores_end:.2f} at end of {os.cpu_count()}; run took {time.perf_counter() - started:.0f} s"
+    )
     for note in notes:
         print(f"note: {note}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"backends": best, "effective_cores": [cores_start, cores_end], "args": vars(args)},
-                      f, indent=1, default=str)
+            json.dump(
+                {"backends": best, "effective_cores": [cores_start, cores_end], "args": vars(args)},
+                f,
+                indent=1,
+                default=str,
+            )
     return 0 if len(measured) == len(backends) else 1
 
 
 # ----------------------------------------------------------------------------- main
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -578,12 +620,18 @@ def main():
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
     parser.add_argument("--no-stock", action="store_true", help="skip the stock Keras 3 peer")
     parser.add_argument("--no-sizes", action="store_true", help="skip the 32..128 px cost growth")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="alternate PyTorch/ours this many times and keep each figure's best "
-                             "(use 2-3 on a shared machine)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="alternate PyTorch/ours this many times and keep each figure's best (use 2-3 on a shared machine)",
+    )
     parser.add_argument("--json", help="also write every figure to this JSON file")
-    parser.add_argument("--backend", help="comma list of Keras backends (tensorflow,jax,torch): measure "
-                                          "keras_regnet.RegNetX32 on each, in a subprocess, instead")
+    parser.add_argument(
+        "--backend",
+        help="comma list of Keras backends (tensorflow,jax,torch): measure "
+        "keras_regnet.RegNetX32 on each, in a subprocess, instead",
+    )
     parser.add_argument("--size", type=int, default=96, help="image side for --backend")
     args = parser.parse_args()
     if args.backend:
@@ -592,8 +640,11 @@ def main():
     started = time.perf_counter()
     fig, notes = {}, []
     fig["effective_cores_start"] = effective_cores()
-    print(f"load average at start: {load_average()}; effective cores: "
-          f"{fig['effective_cores_start']:.2f} of {os.cpu_count()}", flush=True)
+    print(
+        f"load average at start: {load_average()}; effective cores: "
+        f"{fig['effective_cores_start']:.2f} of {os.cpu_count()}",
+        flush=True,
+    )
 
     # 2 and 3, in --rounds alternating rounds (PyTorch, then ours), keeping each
     # figure's best: on a shared machine every side gets its quiet moments.
@@ -605,17 +656,14 @@ def main():
     def ours(policy_key):
         model = keras_regnet.RegNetX32()
         label = f"ours {policy_key}"
-        keep_best(f"ours_{policy_key}_train",
-                  train_images_per_second(model, batch, steps, warmup=2, label=label))
-        keep_best(f"ours_{policy_key}_infer_unfolded",
-                  infer_images_per_second(model, batch, reps, label=label))
+        keep_best(f"ours_{policy_key}_train", train_images_per_second(model, batch, steps, warmup=2, label=label))
+        keep_best(f"ours_{policy_key}_infer_unfolded", infer_images_per_second(model, batch, reps, label=label))
         folded = fold.fold_batch_norm(model)
-        keep_best(f"ours_{policy_key}_infer",
-                  infer_images_per_second(folded, batch, reps, label=label + " folded"))
+        keep_best(f"ours_{policy_key}_infer", infer_images_per_second(folded, batch, reps, label=label + " folded"))
 
     if args.no_torch:
         notes.append("PyTorch peer skipped (--no-torch)")
-    for round_ in range(args.rounds):
+    for _ in range(args.rounds):
         if not args.no_torch and not any("torch subprocess" in n or "not importable" in n for n in notes):
             torch_results, why = torch_figures(batch, steps, reps)
             if torch_results is None:
@@ -627,8 +675,10 @@ def main():
                     keep_best(f"torch_{key}_train", torch_results[key][0])
                     keep_best(f"torch_{key}_infer", torch_results[key][1])
                 fig["torch_fp32_best_train"] = max(fig["torch_fp32_train"], fig["torch_fp32_cl_train"])
-                for label, share in zip(("fp32 train", "fp32 infer", "fp32_cl train", "fp32_cl infer",
-                                         "bf16_cl train", "bf16_cl infer"), torch_results["cpu_shares"]):
+                for label, share in zip(
+                    ("fp32 train", "fp32 infer", "fp32_cl train", "fp32_cl infer", "bf16_cl train", "bf16_cl infer"),
+                    torch_results["cpu_shares"],
+                ):
                     CPU_SHARES[f"torch {label}"] = share
                 progress(fig, "torch_")
         ours("fp32")
@@ -641,7 +691,8 @@ def main():
     if not args.no_stock:
         stock = d2l_tensorflow_regnetx32()
         fig["stock_fp32_train"] = train_images_per_second(
-            stock, batch, args.stock_steps, warmup=1, from_logits=True, label="stock")
+            stock, batch, args.stock_steps, warmup=1, from_logits=True, label="stock"
+        )
         fig["stock_fp32_infer"] = infer_images_per_second(stock, batch, max(2, reps // 4), label="stock")
         progress(fig, "stock_")
     else:
@@ -665,8 +716,7 @@ def main():
                 sizes[px] = fig["ours_fp32_train"]
                 continue
             model = keras_regnet.RegNetX32(input_shape=(px, px, 1))
-            sizes[px] = train_images_per_second(model, batch, max(2, steps // 2), warmup=1, size=px,
-                                                label="ours fp32")
+            sizes[px] = train_images_per_second(model, batch, max(2, steps // 2), warmup=1, size=px, label="ours fp32")
         fig["sizes"] = sizes
     fig["load_average_end"] = load_average()
     fig["effective_cores_end"] = effective_cores()
@@ -676,10 +726,12 @@ def main():
     # ------------------------------------------------------------------ report
     model_name, flags = cpu_description()
     print()
-    print(f"RegNetX32, 96x96x1, batch {batch}, 10 classes, SGD({LEARNING_RATE}); img/s, best of "
-          f"{args.rounds} round(s) "
-          f"(train: model.fit on tf.data of a fixed random batch, {steps} steps after warm-up; "
-          f"infer: tf.function, training=False, {reps} batches)")
+    print(
+        f"RegNetX32, 96x96x1, batch {batch}, 10 classes, SGD({LEARNING_RATE}); img/s, best of "
+        f"{args.rounds} round(s) "
+        f"(train: model.fit on tf.data of a fixed random batch, {steps} steps after warm-up; "
+        f"infer: tf.function, training=False, {reps} batches)"
+    )
     rows = [
         ("d2l TensorFlow code, stock Keras 3, fp32", "stock_fp32_train", "stock_fp32_infer"),
         ("d2l PyTorch, fp32 contiguous", "torch_fp32_train", "torch_fp32_infer"),
@@ -697,13 +749,17 @@ def main():
             cells.append(f"{fig[key]:9.1f}" if key in fig else f"{'-':>9s}")
         print(f"  {label:46s} {cells[0]} {cells[1]}")
     print()
-    print(f"matmul 2048^2: fp32 {fig['matmul_fp32_flops'] / 1e9:.1f} GFLOP/s, "
-          f"bf16 {fig['matmul_bf16_flops'] / 1e9:.1f} GFLOP/s")
-    print(f"ours, training FLOPs/image = 3 x 2 x {forward_macs / 1e6:.1f} M MACs = "
-          f"{train_flops_per_image / 1e6:.0f} MFLOP: fp32 {fig['ours_fp32_train_flops'] / 1e9:.1f} GFLOP/s "
-          f"({100 * fig['ours_fp32_train_flops'] / fig['matmul_fp32_flops']:.0f}% of fp32 matmul), "
-          f"bf16 {fig['ours_bf16_train_flops'] / 1e9:.1f} GFLOP/s "
-          f"({100 * fig['ours_bf16_train_flops'] / fig['matmul_bf16_flops']:.0f}% of bf16 matmul)")
+    print(
+        f"matmul 2048^2: fp32 {fig['matmul_fp32_flops'] / 1e9:.1f} GFLOP/s, "
+        f"bf16 {fig['matmul_bf16_flops'] / 1e9:.1f} GFLOP/s"
+    )
+    print(
+        f"ours, training FLOPs/image = 3 x 2 x {forward_macs / 1e6:.1f} M MACs = "
+        f"{train_flops_per_image / 1e6:.0f} MFLOP: fp32 {fig['ours_fp32_train_flops'] / 1e9:.1f} GFLOP/s "
+        f"({100 * fig['ours_fp32_train_flops'] / fig['matmul_fp32_flops']:.0f}% of fp32 matmul), "
+        f"bf16 {fig['ours_bf16_train_flops'] / 1e9:.1f} GFLOP/s "
+        f"({100 * fig['ours_bf16_train_flops'] / fig['matmul_bf16_flops']:.0f}% of bf16 matmul)"
+    )
     print(f"input pipeline alone (28x28 uint8 -> 96x96 float32, batch {batch}): {fig['pipeline']:.0f} img/s")
     if sizes:
         base = sizes[96] * 96 * 96
@@ -723,21 +779,28 @@ def main():
         else:
             print(f"  {label:70s} {'n/a':>8s}  (peer not measured)")
     if "ours_fp32_infer" in fig and "torch_fp32_cl_infer" in fig:
-        print(f"  (infer without folding: fp32 {fig['ours_fp32_infer_unfolded'] / fig['torch_fp32_cl_infer']:.2f}x, "
-              f"bf16 {fig['ours_bf16_infer_unfolded'] / fig['torch_bf16_cl_infer']:.2f}x)")
+        print(
+            f"  (infer without folding: fp32 {fig['ours_fp32_infer_unfolded'] / fig['torch_fp32_cl_infer']:.2f}x, "
+            f"bf16 {fig['ours_bf16_infer_unfolded'] / fig['torch_bf16_cl_infer']:.2f}x)"
+        )
     print()
-    threads = (tf.config.threading.get_intra_op_parallelism_threads(),
-               tf.config.threading.get_inter_op_parallelism_threads())
+    threads = (
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
     print(f"cpu: {model_name}, {os.cpu_count()} logical cpus; flags: {' '.join(flags)}")
-    print(f"tensorflow {tf.__version__}, keras {keras.__version__}, "
-          f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset (on)')}, "
-          f"intra/inter threads {threads[0] or 'default'}/{threads[1] or 'default'}"
-          + (f", torch {fig['torch_version']} ({fig['torch_threads']} threads)" if "torch_version" in fig else ""))
-    print(f"load average at the end {fig['load_average_end']}; effective cores (parallel busy loops) "
-          f"{fig['effective_cores_start']:.2f} at start, {fig['effective_cores_end']:.2f} at end "
-          f"of {os.cpu_count()}; run took {fig['seconds']:.0f} s")
-    print("share of all CPUs used while timing: " + ", ".join(
-        f"{k} {100 * v:.0f}%" for k, v in CPU_SHARES.items()))
+    print(
+        f"tensorflow {tf.__version__}, keras {keras.__version__}, "
+        f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset (on)')}, "
+        f"intra/inter threads {threads[0] or 'default'}/{threads[1] or 'default'}"
+        + (f", torch {fig['torch_version']} ({fig['torch_threads']} threads)" if "torch_version" in fig else "")
+    )
+    print(
+        f"load average at the end {fig['load_average_end']}; effective cores (parallel busy loops) "
+        f"{fig['effective_cores_start']:.2f} at start, {fig['effective_cores_end']:.2f} at end "
+        f"of {os.cpu_count()}; run took {fig['seconds']:.0f} s"
+    )
+    print("share of all CPUs used while timing: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in CPU_SHARES.items()))
     for note in notes:
         print(f"note: {note}")
     if args.json:

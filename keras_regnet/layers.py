@@ -101,8 +101,9 @@ class GroupedConv2D(keras.layers.Conv2D):
             else:
                 (top, bottom), (left, right) = pads
                 x = F.pad(x, (left, right, top, bottom))
-        outputs = F.conv2d(x, weight, stride=self.strides, padding=padding,
-                           dilation=self.dilation_rate, groups=self.groups)
+        outputs = F.conv2d(
+            x, weight, stride=self.strides, padding=padding, dilation=self.dilation_rate, groups=self.groups
+        )
         return outputs.permute(0, 2, 3, 1)
 
     def _tf_convolution(self, inputs, kernel):
@@ -126,7 +127,8 @@ class GroupedConv2D(keras.layers.Conv2D):
         kernel_groups = ops.split(kernel, self.groups, axis=-1)
         outputs = [
             ops.conv(
-                x, k,
+                x,
+                k,
                 strides=list(self.strides),
                 padding=self.padding,
                 dilation_rate=self.dilation_rate,
@@ -176,24 +178,35 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         if training and self.trainable:
             empty = tf.constant([], tf.float32)
             outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-                x=inputs, scale=scale, offset=offset, mean=empty, variance=empty,
-                epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC",
-                is_training=True)
+                x=inputs,
+                scale=scale,
+                offset=offset,
+                mean=empty,
+                variance=empty,
+                epsilon=self.epsilon,
+                exponential_avg_factor=1.0,
+                data_format="NHWC",
+                is_training=True,
+            )
             # The op returns the unbiased (Bessel-corrected) batch variance;
             # Keras keeps the biased one in its moving average.
             count = tf.cast(tf.size(inputs) // channels, tf.float32)
             variance = variance * tf.math.maximum(count - 1.0, 0.0) / tf.math.maximum(count, 1.0)
             mean, variance = tf.stop_gradient(mean), tf.stop_gradient(variance)
             self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(
-                self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         else:
             outputs, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-                x=inputs, scale=scale, offset=offset,
+                x=inputs,
+                scale=scale,
+                offset=offset,
                 mean=tf.convert_to_tensor(self.moving_mean),
                 variance=tf.convert_to_tensor(self.moving_variance),
-                epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC",
-                is_training=False)
+                epsilon=self.epsilon,
+                exponential_avg_factor=1.0,
+                data_format="NHWC",
+                is_training=False,
+            )
         return ops.cast(outputs, self.compute_dtype)
 
     def _torch_call(self, inputs, training):
@@ -211,16 +224,20 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             # momentum=1 makes torch write this batch's mean and (unbiased) variance here.
             mean = torch.zeros(channels, dtype=torch.float32, device=x.device)
             variance = torch.zeros(channels, dtype=torch.float32, device=x.device)
-            outputs = F.batch_norm(x, mean, variance, weight, bias, training=True, momentum=1.0,
-                                   eps=self.epsilon)
+            outputs = F.batch_norm(x, mean, variance, weight, bias, training=True, momentum=1.0, eps=self.epsilon)
             variance = variance * ((count - 1) / count)  # Keras averages the biased variance
             self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(
-                self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         else:
             outputs = F.batch_norm(
-                x, ops.convert_to_tensor(self.moving_mean), ops.convert_to_tensor(self.moving_variance),
-                weight, bias, training=False, eps=self.epsilon)
+                x,
+                ops.convert_to_tensor(self.moving_mean),
+                ops.convert_to_tensor(self.moving_variance),
+                weight,
+                bias,
+                training=False,
+                eps=self.epsilon,
+            )
         return ops.cast(outputs.permute(0, 2, 3, 1), self.compute_dtype)
 
 
@@ -246,15 +263,15 @@ class SqueezeExcite(keras.layers.Layer):
         if channels is None:
             raise ValueError("SqueezeExcite needs a known channel dimension")
         self.squeeze_kernel = self.add_weight(
-            name="squeeze_kernel", shape=(1, 1, channels, self.se_filters),
-            initializer=self.kernel_initializer)
+            name="squeeze_kernel", shape=(1, 1, channels, self.se_filters), initializer=self.kernel_initializer
+        )
         self.squeeze_bias = self.add_weight(
-            name="squeeze_bias", shape=(self.se_filters,), initializer=self.bias_initializer)
+            name="squeeze_bias", shape=(self.se_filters,), initializer=self.bias_initializer
+        )
         self.excite_kernel = self.add_weight(
-            name="excite_kernel", shape=(1, 1, self.se_filters, channels),
-            initializer=self.kernel_initializer)
-        self.excite_bias = self.add_weight(
-            name="excite_bias", shape=(channels,), initializer=self.bias_initializer)
+            name="excite_kernel", shape=(1, 1, self.se_filters, channels), initializer=self.kernel_initializer
+        )
+        self.excite_bias = self.add_weight(name="excite_bias", shape=(channels,), initializer=self.bias_initializer)
 
     def call(self, inputs):
         pooled = ops.mean(inputs, axis=(1, 2))
@@ -269,11 +286,13 @@ class SqueezeExcite(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "se_filters": self.se_filters,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-        })
+        config.update(
+            {
+                "se_filters": self.se_filters,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
         return config
 
 

@@ -133,8 +133,14 @@ def _run(tmp, backend, role, *extra):
     script = tmp / "backend_check.py"
     script.write_text(SCRIPT)
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, str(script), str(tmp), role, backend, *extra], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp), role, backend, *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, f"{backend} {role}:\n{result.stderr[-4000:]}"
     return json.loads((tmp / f"report_{role}_{backend}.json").read_text())
 
