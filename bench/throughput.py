@@ -570,12 +570,12 @@ def backend_comparison(args):
     if measured:
         fastest = {k: max(f[k] for f in measured.values()) for k in ("train", "infer")}
         print(
-            f"  {'backend':12s} {'version':>10s} {'train':>9s} {'/fastest':>9s} {'infer':>9s} "
+            f"  {'backend':12s} {'version':>22s} {'train':>9s} {'/fastest':>9s} {'infer':>9s} "
             f"{'/fastest':>9s} {'cpu train':>9s} {'cpu infer':>9s}"
         )
         for backend, f in measured.items():
             print(
-                f"  {backend:12s} {f['version']:>10s} {f['train']:9.1f} {f['train'] / fastest['train']:8.2f}x "
+                f"  {backend:12s} {f['version']:>22s} {f['train']:9.1f} {f['train'] / fastest['train']:8.2f}x "
                 f"{f['infer']:9.1f} {f['infer'] / fastest['infer']:8.2f}x "
                 f"{100 * f['shares']['train']:8.0f}% {100 * f['shares']['infer']:8.0f}%"
             )
