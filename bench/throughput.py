@@ -15,7 +15,7 @@ optimization bought and how to read the figures):
   5. the input pipeline alone (28x28 uint8 -> 96x96 float32, the d2l
      Fashion-MNIST setting, through `keras_regnet.data`'s pipeline);
 
-then the issue's ratios against their targets, the cost growth with image size
+then the ratios against their targets, the cost growth with image size
 (train img/s x pixels at 32, 64, 96, 128 px) and the CPU model and flags.
 
 Training is measured the way users train: `model.fit` on a `tf.data` dataset
@@ -60,7 +60,7 @@ from keras_regnet import complexity, zoo  # noqa: E402
 NUM_CLASSES = 10
 LEARNING_RATE = 0.05
 
-# Targets of the issue: (key, description, numerator, denominator, target)
+# Speed targets: (description, numerator, denominator, target)
 TARGETS = (
     ("train fp32: ours / d2l on stock Keras 3", "ours_fp32_train", "stock_fp32_train", 12.0),
     ("train fp32: ours / PyTorch fp32 (its better memory format)", "ours_fp32_train", "torch_fp32_best_train", 1.4),
