@@ -274,9 +274,14 @@ def test_model_server_rejects_bad_arguments(base_dir, kwargs, error, match):
         serving.ModelServer(base_dir, **kwargs)
 
 
-def test_cli_serve_subprocess(base_dir, model):
+@pytest.mark.parametrize("keras_backend", ["tensorflow", "jax"])
+def test_cli_serve_subprocess(base_dir, model, keras_backend):
+    """Serving needs TensorFlow only: it runs the same under another Keras backend."""
+    if keras_backend != "tensorflow":
+        pytest.importorskip(keras_backend)
     env = dict(
         os.environ,
+        KERAS_BACKEND=keras_backend,
         TF_CPP_MIN_LOG_LEVEL="2",
         PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
     )
