@@ -262,7 +262,7 @@ def run_proxy_check(out, spaces, k, *, ds, config):
         began = time.perf_counter()
         model = AnyNet(spec, input_shape=ds.input_shape, classes=ds.num_classes)
         training.compile_model(model, recipe, ds.steps_per_epoch)
-        history = model.fit(ds.train, validation_data=ds.validation, epochs=epochs, verbose=0)
+        history = model.fit(ds.train, validation_data=ds.validation, epochs=epochs, shuffle=False, verbose=0)
         long_error = 1.0 - float(history.history["val_accuracy"][-1])
         done[key] = {
             "space": key[0],

@@ -352,5 +352,5 @@ def test_distributed_study_chief_and_worker(tmp_path):
         rows = csv_rows(out / name / "trials.csv")
         assert len(rows) == 2 and {r["status"] for r in rows} == {"COMPLETED"}
     worker_log = (tmp_path / "w1.log").read_text()
-    assert sum(line.startswith("trial ") for line in worker_log.splitlines()) == 4
+    assert sum(line.startswith(("[AnyNetX_D] trial ", "[AnyNetX_E] trial ")) for line in worker_log.splitlines()) == 4
     assert (out / "report.md").exists()
