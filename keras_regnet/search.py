@@ -208,6 +208,7 @@ def prepare_search(space, ds, config, *, name=""):
     tuner.oracle.verbose = 0
     local = isinstance(tuner.oracle, keras_tuner.Oracle)  # not a distributed worker's client
     if local:
+        retry_orphaned_trials(tuner.oracle)
         tuner.save()  # KerasTuner reloads (resumes) a project only once its tuner file exists
 
     def on_trial_end(trial):
@@ -230,6 +231,24 @@ def prepare_search(space, ds, config, *, name=""):
         tuner_id=os.environ.get("KERASTUNER_TUNER_ID", "tuner0"),
     )
     return PreparedSearch(tuner, pool, config)
+
+
+def retry_orphaned_trials(oracle):
+    """Send back for a rerun the trials that a kill left RUNNING without the oracle knowing them.
+
+    KerasTuner writes a new trial's ``trial.json`` before ``oracle.json``: a
+    kill between the two leaves a trial that a reloaded oracle neither runs
+    nor retries, so the search would end with it RUNNING for ever. Each such
+    trial ends as INVALID, which KerasTuner retries. Returns their ids.
+    """
+    state = oracle.get_state()
+    known = set(state.get("retry_queue", [])) | set(state.get("ongoing_trials", {}).values())
+    orphans = [t for t in oracle.trials.values() if t.status == "RUNNING" and t.trial_id not in known]
+    for trial in orphans:
+        trial.status = "INVALID"
+        trial.message = "the search was killed as this trial started"
+        oracle.end_trial(trial)
+    return [t.trial_id for t in orphans]
 
 
 def worker_setup(config):

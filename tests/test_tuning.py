@@ -342,3 +342,20 @@ def test_keras_tuner_state_files_are_replaced_atomically(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         utils.save_json(str(path), {"trials": 2})
     assert utils.load_json(str(path)) == {"trials": 1}
+
+
+def test_a_trial_orphaned_by_a_kill_between_keras_tuners_two_writes_is_rerun(tmp_path):
+    """KerasTuner writes trial.json, then oracle.json: a kill in between must not strand the trial."""
+    config = search.SearchConfig(max_trials=2, epochs=1, image_size=32, batch_size=64, out=str(tmp_path), workers=1)
+    space = small_space("AnyNetX_E")
+    ds = config.load_data()
+    oracle_file = tmp_path / "tuner" / "oracle.json"
+    first = search.prepare_search(space, ds, config)
+    before = oracle_file.read_text()
+    trial = first.tuner.oracle.create_trial("tuner0-w0")  # writes trial_0/trial.json, then oracle.json
+    oracle_file.write_text(before)  # ... as if killed between the two writes
+    resumed = search.prepare_search(space, ds, config)
+    again = resumed.tuner.oracle.create_trial("tuner0-w1")
+    assert again.trial_id == trial.trial_id and again.status == "RUNNING"
+    assert again.hyperparameters.values == trial.hyperparameters.values
+    assert len(resumed.tuner.oracle.trials) == 1
