@@ -1,11 +1,10 @@
 """`keras-regnet study`: compare design spaces by the error EDFs of random samples (the paper's study)."""
 
 from apps import flags
-from keras_regnet import study
+from keras_regnet import report, study
 
 
 def add_arguments(parser):
-    lo, hi = study.FLOPS
     parser.add_argument(
         "--spaces",
         default=",".join(study.SPACES),
@@ -14,7 +13,7 @@ def add_arguments(parser):
     parser.add_argument("--samples", type=int, default=study.SAMPLES, help="networks sampled per space (>= 2)")
     parser.add_argument(
         "--flops",
-        default=f"{lo / 1e6:g}M:{hi / 1e6:g}M",
+        default=report.window_text(study.FLOPS),
         help="flop window LO:HI at the trained input size (default: %(default)s)",
     )
     parser.add_argument(

@@ -11,8 +11,7 @@ import importlib.util
 import os
 import sys
 
-BACKENDS = ("tensorflow", "jax", "torch")
-_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+BACKENDS = ("tensorflow", "jax", "torch")  # each one's Python package has the same name
 
 
 def current():
@@ -26,7 +25,7 @@ def select(name):
     """Make Keras use backend `name`; call before Keras is imported (a no-op when it already runs `name`)."""
     if name not in BACKENDS:
         raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {name!r}")
-    if importlib.util.find_spec(_PACKAGES[name]) is None:
+    if importlib.util.find_spec(name) is None:
         raise ValueError(f"--backend {name}: the {name} package is not installed; pip install 'keras-regnet[{name}]'")
     if "keras" in sys.modules and current() != name:
         raise ValueError(

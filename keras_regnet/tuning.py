@@ -177,10 +177,7 @@ class RandomSearchOracle(DesignSpaceOracleMixin, keras_tuner.oracles.RandomSearc
     """Random search = sampling the design space's distribution (the paper's setting)."""
 
     def populate_space(self, trial_id):
-        values = self.sample_values()
-        if values is None:
-            return {"status": "STOPPED", "values": None}
-        return {"status": "RUNNING", "values": values}
+        return self._with_values({"status": "RUNNING", "values": {}}, self.sample_values())
 
 
 class HyperbandOracle(DesignSpaceOracleMixin, keras_tuner.oracles.HyperbandOracle):

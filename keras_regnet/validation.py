@@ -70,7 +70,7 @@ def check_number(name, value, minimum=None, maximum=None, *, min_open=False, max
 
 def check_choice(name, value, choices):
     """`value` if it is one of `choices`."""
-    if isinstance(value, (list, dict, set)) or value not in choices:
+    if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
     return value
 

@@ -1,11 +1,25 @@
 """Helpers shared by the test modules (pytest puts tests/ on sys.path)."""
 
 import csv
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, timeout=900, env=None):
+    """`keras-regnet ARGS` as a subprocess of this Python; `env` adds variables to this process's."""
+    return subprocess.run(
+        [sys.executable, "-m", "apps.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
+    )
 
 
 def csv_rows(path):

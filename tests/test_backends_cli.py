@@ -2,24 +2,10 @@
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import ROOT
-
-
-def _cli(*args, env=None, timeout=900):
-    return subprocess.run(
-        [sys.executable, "-m", "apps.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+from helpers import run_cli
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
@@ -27,7 +13,7 @@ def test_train_on_another_backend_and_load_under_tensorflow(tmp_path, backend):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} not installed (pip install 'keras-regnet[{backend}]')")
     out = tmp_path / backend
-    result = _cli("train", "--backend", backend, "--epochs", "1", "--out", str(out))
+    result = run_cli("train", "--backend", backend, "--epochs", "1", "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["backend"] == backend and summary["epochs"] == 1
@@ -48,7 +34,7 @@ def test_tensorflow_only_parts_refuse_other_backends_in_one_line(tmp_path):
         (["train", "--strategy", "mirrored", "--epochs", "1", "--out", str(tmp_path / "t")], "tf.distribute"),
     ]
     for args, message in cases:
-        result = _cli(*args, env={"KERAS_BACKEND": "jax"}, timeout=300)
+        result = run_cli(*args, env={"KERAS_BACKEND": "jax"}, timeout=300)
         assert result.returncode == 2, result.stderr[-2000:]
         errors = [line for line in result.stderr.splitlines() if "error:" in line]
         assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr, result.stderr

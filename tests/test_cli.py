@@ -1,16 +1,6 @@
-import subprocess
-import sys
-from pathlib import Path
+from helpers import run_cli
 
 from keras_regnet.specs import AnyNetSpec
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def test_summary_of_regnetx32():
@@ -54,13 +44,7 @@ def test_summary_of_bad_spec_files_is_one_line_naming_the_file(tmp_path):
     for name, data in cases.items():
         path = tmp_path / name
         path.write_bytes(data)
-        result = subprocess.run(
-            [sys.executable, "-m", "apps.cli", "summary", str(path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = run_cli("summary", str(path), timeout=60)
         assert result.returncode == 2, (name, result.stderr[-2000:])
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and name in lines[0] and "Traceback" not in result.stderr, (name, lines)

@@ -1,14 +1,13 @@
 import json
 import math
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import csv_rows, run_chief_and_workers
+from helpers import csv_rows, run_chief_and_workers, run_cli
 from scipy import stats
 
 from keras_regnet import analysis, design_spaces, report, study
@@ -190,14 +189,8 @@ def test_bad_input_raises_clear_errors(tmp_path):
             study.run_study(out=str(tmp_path / "bad"), **kwargs)
 
 
-def _cli(*args, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
-
-
 def test_cli_bad_input_is_one_line(tmp_path):
-    result = _cli("study", "--spaces", "AnyNetX_A,Foo", "--out", str(tmp_path / "x"))
+    result = run_cli("study", "--spaces", "AnyNetX_A,Foo", "--out", str(tmp_path / "x"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "Foo" in errors[0], result.stderr
@@ -289,7 +282,7 @@ def test_study_resumes_without_retraining(tiny_study, capsys):
 @pytest.mark.slow
 def test_cli_study_on_the_paper_spaces(tmp_path):
     out = tmp_path / "cli"
-    result = _cli(
+    result = run_cli(
         "study",
         "--spaces",
         "AnyNetX_E,RegNet",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
 from keras_regnet.training import TrainConfig
 
@@ -35,12 +36,6 @@ def tiny_spec(tmp_path):
     path = tmp_path / "tiny.json"
     path.write_text(AnyNetSpec(8, [(1, 16, 8), (1, 32, 8)]).to_json())
     return str(path)
-
-
-def run_cli(*args, timeout=300, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
-    )
 
 
 def read_history(out):

@@ -7,7 +7,7 @@ from pathlib import Path
 import keras_tuner
 import numpy as np
 import pytest
-from helpers import csv_rows, run_chief_and_workers, wait_for
+from helpers import csv_rows, run_chief_and_workers, run_cli, wait_for
 
 from apps import flags
 from keras_regnet import design_spaces, search, tuning
@@ -165,15 +165,9 @@ def test_parse_window():
             flags.parse_window(bad)
 
 
-def _cli(*args, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "apps.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
-
-
 def test_random_search_end_to_end(tmp_path):
     out = tmp_path / "search"
-    result = _cli(
+    result = run_cli(
         "search",
         "--space",
         "AnyNetX_E",
@@ -234,7 +228,7 @@ def test_bad_search_input_is_one_clear_line(tmp_path):
         (["--depth", "3:1"], "--depth"),
     ]
     for bad_flags, message in cases:
-        result = _cli(
+        result = run_cli(
             "search",
             "--out",
             str(tmp_path / "bad"),
