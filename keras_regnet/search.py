@@ -133,13 +133,13 @@ def run_search(space, config=None, **settings):
     worker processes (see `keras_regnet.trial_workers`). Returns the trial
     records (rows of trials.csv; [] for a distributed worker).
     """
-    from keras_regnet import tuning
-
     config = configure(config, settings)
     if isinstance(space, str):
         space = design_spaces.get(space)
     if not isinstance(space, design_spaces.DesignSpace):
         raise TypeError(f"space must be a design space or its name, got {type(space).__name__}")
+    from keras_regnet import tuning  # (KerasTuner loads TensorFlow: after the checks)
+
     tuning.set_distributed(
         config.distributed, oracle_host=config.oracle_host, oracle_port=config.oracle_port, worker_id=config.worker_id
     )

@@ -91,8 +91,6 @@ def run_study(spaces=SPACES, *, samples=SAMPLES, flops=FLOPS, proxy_check=0, con
     Workers only train. `flops` (lo, hi) is every space's window; None keeps
     each space's own (a space given by name then has none).
     """
-    from keras_regnet import trial_workers, tuning
-
     config = search.configure(STUDY_CONFIG if config is None else config, settings)
     if config.tuner != "random":
         raise ValueError(f"a study samples each space at random: tuner must be 'random', got {config.tuner!r}")
@@ -117,6 +115,8 @@ def run_study(spaces=SPACES, *, samples=SAMPLES, flops=FLOPS, proxy_check=0, con
         file=STUDY_FILE,
         what="a study (only --samples and --proxy-check may change)",
     )
+    from keras_regnet import trial_workers, tuning  # (KerasTuner loads TensorFlow: after the checks)
+
     ds = config.load_data()
     start = time.perf_counter()
     prepared = []  # (prepare_search checks each window at the data's shape: all before any training)
