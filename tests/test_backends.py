@@ -75,6 +75,9 @@ SCRIPT = textwrap.dedent('''
 
     report = {"backend": backend, "models": {}}
     if role == "save":  # TensorFlow: the reference files, inputs and outputs
+        # Fixed initial weights: the Y model's SE squeeze has 2 units, and about one draw in four starts
+        # both behind ReLU's zero side, where no kernel of that SE gets a gradient (seen in CI).
+        keras.utils.set_random_seed(0)
         rng = np.random.default_rng(0)
         arrays = {}
         for name, model in build_models().items():
