@@ -21,8 +21,8 @@ BN_EPSILON = 1e-5
 KERNEL_INIT = "he_normal"
 
 
-def conv_bn(x, filters, kernel_size, name, *, strides=1, groups=1, activation=True):
-    """Conv (no bias: BN follows) -> BN -> optional ReLU."""
+def conv_bn(x, filters, kernel_size, name, *, strides=1, groups=1, activation=True, zero_gamma=False):
+    """Conv (no bias: BN follows) -> BN (gamma starts at 0 with `zero_gamma`) -> optional ReLU."""
     conv = GroupedConv2D if groups > 1 else layers.Conv2D
     x = conv(
         filters,
@@ -34,7 +34,12 @@ def conv_bn(x, filters, kernel_size, name, *, strides=1, groups=1, activation=Tr
         kernel_initializer=KERNEL_INIT,
         name=name,
     )(x)
-    x = FusedBatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        gamma_initializer="zeros" if zero_gamma else "ones",
+        name=f"{name}_bn",
+    )(x)
     if activation:
         x = layers.ReLU(name=f"{name}_relu")(x)
     return x
@@ -55,10 +60,14 @@ def stem(x, width, name, strides=2):
     return layers.ReLU(name=f"{name}_stem_relu")(x)
 
 
-def bottleneck_block(x, width_in, stage, stride, name):
+def bottleneck_block(x, width_in, stage, stride, name, zero_init_last=False):
     """The X block (Y with SE): 1x1 -> grouped 3x3 (stride) -> [SE] -> 1x1, + shortcut.
 
     Projection shortcut (strided 1x1 conv + BN) iff width or stride changes.
+    `zero_init_last` starts the residual branch's last BN gamma at 0, so every
+    block starts as its shortcut (Goyal et al. 2017; timm's `zero_init_last`,
+    pycls's `BN.ZERO_INIT_FINAL_GAMMA`): deep sampled networks then survive a
+    short schedule's peak learning rate instead of blowing up after warm-up.
     """
     if width_in != stage.width or stride != 1:
         shortcut = layers.Conv2D(
@@ -77,27 +86,28 @@ def bottleneck_block(x, width_in, stage, stride, name):
     y = conv_bn(y, w_b, 3, f"{name}_conv_3x3", strides=stride, groups=stage.groups)
     if stage.se_ratio:
         y = SqueezeExcite(stage.se_width(width_in), name=f"{name}_se")(y)
-    y = conv_bn(y, stage.width, 1, f"{name}_conv_1x1_2", activation=False)
+    y = conv_bn(y, stage.width, 1, f"{name}_conv_1x1_2", activation=False, zero_gamma=zero_init_last)
     y = layers.Add(name=f"{name}_add")([y, shortcut])
     return layers.ReLU(name=f"{name}_out_relu")(y)
 
 
-def vgg_block(x, width_in, stage, stride, name):
-    """The blog's VGG block: 3x3 conv, BN, ReLU, then 2x2 max-pool when striding."""
-    del width_in
+def vgg_block(x, width_in, stage, stride, name, zero_init_last=False):
+    """The blog's VGG block: 3x3 conv, BN, ReLU, then 2x2 max-pool when striding (no residual branch)."""
+    del width_in, zero_init_last
     x = conv_bn(x, stage.width, 3, f"{name}_conv_3x3")
     if stride != 1:
         x = layers.MaxPooling2D(2, strides=stride, padding="same", name=f"{name}_pool")(x)
     return x
 
 
-def inception_block(x, width_in, stage, stride, name):
+def inception_block(x, width_in, stage, stride, name, zero_init_last=False):
     """The blog's Inception block: 1x1 | 1x1-3x3 | 1x1-5x5 | pool-1x1 branches.
 
     Branch widths are 1/4, 1/2, 1/8, 1/8 of the stage width (the blog's split);
     a strided block max-pools its input first (as GoogLeNet does between stages).
+    No residual branch, so `zero_init_last` changes nothing.
     """
-    del width_in
+    del width_in, zero_init_last
     if stride != 1:
         x = layers.MaxPooling2D(3, strides=stride, padding="same", name=f"{name}_downsample")(x)
     c = stage.width
@@ -122,11 +132,12 @@ BLOCK_BUILDERS = {
 }
 
 
-def stage_fn(x, width_in, stage, index, block, name):
+def stage_fn(x, width_in, stage, index, block, name, zero_init_last=False):
     """`stage.depth` blocks; the first carries the stage's stride."""
     builder = BLOCK_BUILDERS[block]
     for b in range(stage.depth):
-        x = builder(x, width_in, stage, stage.stride if b == 0 else 1, f"{name}_stage{index}_block{b}")
+        stride = stage.stride if b == 0 else 1
+        x = builder(x, width_in, stage, stride, f"{name}_stage{index}_block{b}", zero_init_last=zero_init_last)
         width_in = stage.width
     return x
 
@@ -144,11 +155,11 @@ def head(x, classes, activation, name):
     )
 
 
-def body(x, spec, name):
+def body(x, spec, name, zero_init_last=False):
     """Stem and every stage of `spec`."""
     x = stem(x, spec.stem_width, name, strides=spec.stem_stride)
     width_in = spec.stem_width
     for index, stage in enumerate(spec.stages, 1):
-        x = stage_fn(x, width_in, stage, index, spec.block, name)
+        x = stage_fn(x, width_in, stage, index, spec.block, name, zero_init_last=zero_init_last)
         width_in = stage.width
     return x

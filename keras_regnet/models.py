@@ -41,6 +41,9 @@ BASE_DOCSTRING = """Instantiates the {name} architecture{extra}.
             or `"softmax"`. Defaults to `"softmax"`.
         include_preprocessing: whether to rescale inputs by 1/255 inside the
             model. Defaults to `True`.
+        zero_init_last: start the last batch-norm gamma of every residual
+            branch at 0, so each block starts as its shortcut (timm's
+            `zero_init_last`); loaded weights replace it. Defaults to `True`.
         name: the model name, also the prefix of every layer name.
 
     Returns:
@@ -97,6 +100,7 @@ def _build(
     classes,
     classifier_activation,
     include_preprocessing,
+    zero_init_last,
     name,
 ):
     if not isinstance(spec, AnyNetSpec):
@@ -104,6 +108,7 @@ def _build(
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
     _check_arguments(include_top, weights, pooling, classes, classifier_activation, zoo_name)
+    check_bool("zero_init_last", zero_init_last)
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
             "keras_regnet models are channels_last only (inputs [batch, height, width, channels]), but "
@@ -128,7 +133,7 @@ def _build(
     x = img_input
     if include_preprocessing:
         x = layers.Rescaling(1.0 / 255.0, name=f"{name}_rescaling")(x)
-    x = blocks.body(x, spec, name)
+    x = blocks.body(x, spec, name, zero_init_last=zero_init_last)
     if include_top:
         x = blocks.head(x, classes, classifier_activation, name)
     elif pooling == "avg":
@@ -158,6 +163,7 @@ def AnyNet(
     classes=1000,
     classifier_activation="softmax",
     include_preprocessing=True,
+    zero_init_last=True,
     name="anynet",
 ):
     """Instantiates an AnyNet: stem -> stages of blocks -> head.
@@ -168,6 +174,8 @@ def AnyNet(
     "resnet_bottleneck", "vgg", "inception". Other arguments as for
     `keras_regnet.RegNetX002`; the default input is `(224, 224, 3)`, and
     `weights` may be `None` or a weights file (there are no published ones).
+    `zero_init_last` (default True, as timm) starts the last batch-norm gamma
+    of every residual branch at 0; loaded weights replace it.
     """
     if spec is not None and (stem_width is not None or stages is not None):
         raise ValueError("give either spec or stem_width/stages, not both")
@@ -187,6 +195,7 @@ def AnyNet(
         classes=classes,
         classifier_activation=classifier_activation,
         include_preprocessing=include_preprocessing,
+        zero_init_last=zero_init_last,
         name=name,
     )
 
@@ -264,6 +273,7 @@ def _make_zoo_constructor(zoo_name):
         classes=entry.classes,
         classifier_activation="softmax",
         include_preprocessing=True,
+        zero_init_last=True,
         name=zoo_name.lower(),  # noqa: B008 - each constructor's own default, fixed when it is made
     ):
         return _build(
@@ -278,6 +288,7 @@ def _make_zoo_constructor(zoo_name):
             classes=classes,
             classifier_activation=classifier_activation,
             include_preprocessing=include_preprocessing,
+            zero_init_last=zero_init_last,
             name=name,
         )
 
