@@ -13,10 +13,16 @@ is measured alone, from /proc), then in one run:
    (200) and refused at once (503), their latency, and the server's peak RSS
    against the goal "model + 4x the admitted bodies";
 4. one request ~7x over the limit (463 MB, as a user once sent), streamed: the
-   client must read a 413, not a broken pipe.
+   client must read a 413, not a broken pipe;
+5. bodies of `--bad-mib` MiB (default 20) alone, one at a time: a valid batch
+   of images, a flat list of numbers, nested lists one level too deep, a ragged
+   batch (its last image smaller) and one image of the right rank far too
+   long: status, time, the server's peak RSS against the goal "model + 4x the
+   body", and its RSS afterwards.
 
     python bench/serve_load.py [--requests 400] [--batch 1] [--big-clients 8]
-                               [--size 32] [--max-body-mib 64]
+                               [--size 32] [--max-body-mib 64] [--bad-mib 20]
+                               [--only-bad]
 
 Peak RSS is the kernel's VmHWM, reset between phases through
 /proc/PID/clear_refs; "model" is the server's RSS after loading and warm-up.
@@ -163,6 +169,49 @@ def max_size_body(limit, size, seed=1):
         count -= max(1, (len(body) - limit) // one + 1)
 
 
+def sized_body(instance, mib, last=None):
+    """'{"instances": [instance, instance, ..., last]}' of about `mib` MiB."""
+    count = max(1, int(mib * MIB / (len(instance) + 2)))
+    parts = [instance] * (count - 1) + [last or instance]
+    return ('{"instances": [' + ", ".join(parts) + "]}").encode()
+
+
+def bad_bodies(size, mib):
+    """(what, body) pairs for phase 5."""
+    rng = np.random.default_rng(2)
+    image = json.dumps(rng.integers(0, 256, (size, size, 1)).tolist())
+    small = json.dumps(rng.integers(0, 256, (size // 2, size, 1)).tolist())
+    numbers = ", ".join(map(str, rng.integers(0, 256, 100_000).tolist()))
+    pixels = "], [".join(map(str, rng.integers(0, 256, mib * MIB // 8).tolist()))
+    long_image = ('{"instances": [[[[' + pixels + "]]]]}").encode()
+    return [
+        ("valid images", sized_body(image, mib)),
+        ("flat number list", sized_body(numbers, mib)),
+        ("nested one level too deep", sized_body(f"[{image}]", mib)),
+        ("ragged batch (last image smaller)", sized_body(image, mib, last=small)),
+        ("one image, right rank, far too long", long_image),
+    ]
+
+
+def run_bad_bodies(proc, port, size, mib):
+    print(f"\n5) bodies of about {mib} MiB alone; goal: peak RSS <= RSS before + 4x the body")
+    print("(peak - RSS before) / body; RSS before and after in MiB")
+    print(f"{'body':<36} {'MiB':>6} {'status':>6} {'s':>6} {'peak':>12} {'before':>7} {'after':>6}  answer")
+    for what, body in bad_bodies(size, mib):
+        before = proc_kib(proc.pid, "VmRSS") / 1024
+        reset_peak(proc.pid)
+        status, seconds, payload = post(port, body)
+        peak = proc_kib(proc.pid, "VmHWM") / 1024
+        after = proc_kib(proc.pid, "VmRSS") / 1024
+        ratio = (peak - before) / (len(body) / MIB)
+        answer = "ok" if status == 200 else json.loads(payload)["error"][:70]
+        print(
+            f"{what:<36} {len(body) / MIB:>6.1f} {status:>6} {seconds:>6.2f} {ratio:>5.2f}x "
+            f"{'met' if ratio <= 4 else 'MISSED':>6} {before:>7.0f} {after:>6.0f}  {answer}",
+            flush=True,
+        )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="small requests per concurrency level (default 400)")
@@ -180,8 +229,10 @@ def main(argv=None):
         default=64,
         help="the server's --max-body-bytes in MiB (default 64, the server's default)",
     )
+    parser.add_argument("--bad-mib", type=int, default=20, help="size of the phase-5 bodies in MiB (default 20)")
+    parser.add_argument("--only-bad", action="store_true", help="run phase 5 only")
     args = parser.parse_args(argv)
-    for flag in ("requests", "batch", "big_clients", "max_body_mib", "size"):
+    for flag in ("requests", "batch", "big_clients", "max_body_mib", "size", "bad_mib"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1")
     if min(args.levels) < 1:
@@ -217,6 +268,9 @@ def main(argv=None):
                 f"server RSS after load + warm-up (model): {model_mib:.0f} MiB"
                 + ("" if resettable else "  (clear_refs refused: peaks are since start)")
             )
+            if args.only_bad:
+                run_bad_bodies(proc, port, args.size, args.bad_mib)
+                return 0
             print(f"\n1) small requests: batch {args.batch}, {args.requests} requests per level, {len(small)} B each")
             print(f"{'clients':>7} {'req/s':>8} {'img/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6}")
             for clients in args.levels:
@@ -277,6 +331,7 @@ def main(argv=None):
             print(f"  {size / 1e6:.0f} MB -> {status} in {seconds:.1f} s: {json.loads(payload)['error']}")
             peak = proc_kib(proc.pid, "VmHWM") / 1024
             print(f"server RSS before: {before:.0f} MiB, peak during it: {peak:.0f} MiB")
+            run_bad_bodies(proc, port, args.size, args.bad_mib)
         finally:
             proc.terminate()
             try:

@@ -24,7 +24,8 @@ error, including the ones `http.server` itself raises (bad request line, 414,
 431, unknown method), is `{"error": "..."}` with `Content-Type:
 application/json`: 404 unknown model/version/path, 400 bad request (and
 `:classify`/`:regress`, which this server does not implement), 405 a method
-other than GET/HEAD/POST, 411 no Content-Length, 413 body over
+other than GET/HEAD/POST, 411 no Content-Length (400 one that is not a
+byte count), 413 body over
 `max_body_bytes` (the body is read and dropped so the client can read the
 answer), 503 with `Retry-After` when the server is full (see below).
 `versions/N` is compared as a number, as TF Serving does (`01` is version 1).
@@ -46,7 +47,8 @@ Memory is bounded by admission, not by luck: a predict request is admitted
 (its Content-Length counted against `max_inflight_bytes`, default 4 x
 `max_body_bytes`) before its body is read; one that does not fit is answered
 503 at once. An admitted body is parsed one instance at a time straight into
-compact numpy arrays (never the whole batch as Python lists), and the model
+compact numpy arrays (never the whole batch as Python lists), and refused at
+the first instance whose rank or shape is wrong (`serving_parse`), and the model
 runs on at most `RUN_BATCH` instances per call, `max_concurrent` calls at
 once. Peak memory is the model plus about 1.3-2x the admitted bodies
 (`bench/serve_load.py` measures it). A client that drops its connection is
@@ -65,6 +67,10 @@ import time
 
 import numpy as np
 
+from keras_regnet.serving_parse import RequestError, expectations, parse_request, rows_to_columns, to_array
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ModelServer", "RequestError", "ServedModel", "parse_request", "serve"]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -75,15 +81,6 @@ _PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?"
     r"(?P<tail>/metadata|:predict|:classify|:regress)?/?$"
 )
-
-
-class RequestError(Exception):
-    """A client error: answered as `{"error": message}` with `status`."""
-
-    def __init__(self, status, message, headers=()):
-        super().__init__(message)
-        self.status = status
-        self.headers = headers
 
 
 def resolve_version_dir(model_dir):
@@ -138,6 +135,7 @@ class ServedModel:
         if not self.signatures:
             raise ValueError(f"the SavedModel at {self.path!r} has no signatures")
         self.signature_defs = _signature_defs(self.path)
+        self.expect = expectations([_input_shapes(fn) for fn in self.signatures.values()])
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self.run_batch = RUN_BATCH
 
@@ -176,14 +174,14 @@ class ServedModel:
                 400, 'request must have exactly one of "instances" (row format) or "inputs" (columnar format)'
             )
         if has_rows:
-            feeds = _rows_to_columns(body["instances"], specs)
+            feeds = rows_to_columns(body["instances"], specs)
         else:
             feeds = body["inputs"]
             if len(specs) == 1 and not isinstance(feeds, dict):
                 feeds = {next(iter(specs)): feeds}
             if not isinstance(feeds, dict) or set(feeds) != set(specs):
                 raise RequestError(400, f'"inputs" must map the input names {sorted(specs)} to tensors')
-        tensors = {key: _to_tensor(key, value, specs[key]) for key, value in feeds.items()}
+        tensors = {key: _to_array(key, value, specs[key]) for key, value in feeds.items()}
         if len({t.shape[:1] for t in tensors.values()}) != 1:
             raise RequestError(400, "all inputs must have the same batch size")
         outputs = {key: value.tolist() for key, value in self._run(fn, tensors).items()}
@@ -221,6 +219,18 @@ class ServedModel:
         return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
+def _input_shapes(fn):
+    return {
+        key: None if spec.shape.rank is None else tuple(spec.shape.as_list())
+        for key, spec in fn.structured_input_signature[1].items()
+    }
+
+
+def _to_array(name, value, spec):
+    shape = None if spec.shape.rank is None else tuple(spec.shape.as_list())
+    return to_array(name, value, shape, spec.dtype.as_numpy_dtype)
+
+
 def _signature_defs(path):
     """The SignatureDefs as TF Serving's metadata JSON spells them."""
     from google.protobuf import json_format
@@ -236,184 +246,6 @@ def _signature_defs(path):
         )
         for key, value in defs.items()
     }
-
-
-def _rows_to_columns(instances, specs):
-    if not isinstance(instances, list):
-        raise RequestError(400, '"instances" must be a list')
-    if not instances:
-        raise RequestError(400, '"instances" is empty: send at least one instance')
-    if all(isinstance(row, dict) for row in instances):
-        if any(set(row) != set(specs) for row in instances):
-            raise RequestError(400, f"each instance must name the inputs {sorted(specs)}")
-        return {key: [row[key] for row in instances] for key in specs}
-    if len(specs) != 1:
-        raise RequestError(
-            400, f"the signature has several inputs {sorted(specs)}: send each instance as an object naming them"
-        )
-    return {next(iter(specs)): instances}
-
-
-def _to_tensor(name, value, spec):
-    """JSON value -> numpy array of `spec`'s dtype and shape, or RequestError.
-
-    `value` is what `parse_request` made (a list of per-instance arrays) or
-    plain Python lists (the Python API).
-    """
-    if _has_bool(value):
-        raise RequestError(400, f"input {name!r} must contain only numbers (got booleans)")
-    try:
-        array = np.asarray(value)
-    except (ValueError, OverflowError):
-        raise RequestError(400, f"input {name!r} is not a rectangular array (rows of different lengths)") from None
-    if array.dtype.kind not in "iuf" or array.dtype == object:
-        raise RequestError(
-            400,
-            f"input {name!r} must contain only numbers (got "
-            f"{'strings' if array.dtype.kind in 'US' else 'non-numbers'})",
-        )
-    if array.ndim and array.shape[0] == 0:
-        raise RequestError(400, f"input {name!r} is an empty batch")
-    want = spec.shape
-    if want.rank is not None:
-        if array.ndim != want.rank:
-            raise RequestError(
-                400,
-                f"input {name!r} must have rank {want.rank} "
-                f"{_shape_text(want)}, got rank {array.ndim} {list(array.shape)}",
-            )
-        for got, expected in zip(array.shape, want.as_list()):
-            if expected is not None and got != expected:
-                raise RequestError(400, f"input {name!r} must have shape {_shape_text(want)}, got {list(array.shape)}")
-    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        raise RequestError(400, f"input {name!r} contains NaN or infinity")
-    dtype = spec.dtype.as_numpy_dtype
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        if array.dtype.kind == "f" and not np.all(array == np.floor(array)):
-            raise RequestError(400, f"input {name!r} has dtype {spec.dtype.name}: values must be whole numbers")
-        if array.size and (array.min() < info.min or array.max() > info.max):
-            raise RequestError(
-                400, f"input {name!r} has dtype {spec.dtype.name}: values must be in [{info.min}, {info.max}]"
-            )
-    cast = array.astype(dtype)
-    if cast.dtype.kind == "f" and not np.all(np.isfinite(cast)):
-        raise RequestError(400, f"input {name!r} has values out of range for {spec.dtype.name}")
-    return cast
-
-
-def _shape_text(shape):
-    return "[" + ", ".join("-1" if d is None else str(d) for d in shape.as_list()) + "]"
-
-
-def _has_bool(value):
-    """True if a bool hides in nested lists (numpy would read it as 1)."""
-    if isinstance(value, bool):
-        return True
-    return isinstance(value, (list, tuple)) and any(map(_has_bool, value))
-
-
-def _reject_constant(token):
-    raise RequestError(400, f"JSON {token} is not allowed: values must be finite")
-
-
-# A bounded-memory JSON reader for predict bodies. `json.loads` would build
-# the whole batch as Python lists first (an image with one channel costs
-# ~10x its JSON text that way); here the members of "instances"/"inputs" are
-# decoded one element (instance) at a time and turned into a compact numpy
-# array at once, so only one instance's Python objects exist at any time.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_WS = re.compile(r"[ \t\n\r]*")
-_NOT_NUMBER = re.compile(r"[^-+.0-9eE\[\],\s]")  # string, true/false, null, {
-_WHAT = {'"': "strings", "t": "booleans", "f": "booleans", "n": "null", "{": "objects"}
-
-
-def parse_request(text):
-    """A predict request body (str) -> dict, tensors as lists of arrays.
-
-    Raises `json.JSONDecodeError` (malformed JSON) or `RequestError`.
-    """
-    pos = _skip(text, 0)
-    if pos < len(text) and text[pos] != "{":
-        raise RequestError(400, "request body must be a JSON object")
-    if pos == len(text):
-        raise json.JSONDecodeError("Expecting value", text, pos)
-    body, pos = _object(text, pos, _member)
-    if _skip(text, pos) != len(text):
-        raise json.JSONDecodeError("Extra data", text, _skip(text, pos))
-    return body
-
-
-def _skip(text, pos):
-    return _WS.match(text, pos).end()
-
-
-def _object(text, pos, value):
-    """The object at text[pos] ("{"); member values by value(key, text, pos)."""
-    result = {}
-    pos = _skip(text, pos + 1)
-    if text.startswith("}", pos):
-        return result, pos + 1
-    while True:
-        if not text.startswith('"', pos):
-            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, pos)
-        key, pos = _DECODER.raw_decode(text, pos)
-        pos = _skip(text, pos)
-        if not text.startswith(":", pos):
-            raise json.JSONDecodeError("Expecting ':' delimiter", text, pos)
-        result[key], pos = value(key, text, _skip(text, pos + 1))
-        pos = _skip(text, pos)
-        if text.startswith("}", pos):
-            return result, pos + 1
-        if not text.startswith(",", pos):
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
-        pos = _skip(text, pos + 1)
-
-
-def _member(key, text, pos):
-    if key in ("instances", "inputs"):
-        return _batch(key, text, pos)
-    return _DECODER.raw_decode(text, pos)
-
-
-def _batch(key, text, pos):
-    """A list -> list of per-element arrays (or objects of arrays); an
-    object -> {name: batch}; anything else -> one array."""
-    if text.startswith("{", pos):
-        return _object(text, pos, _batch)
-    if not text.startswith("[", pos):
-        return _leaf(key, text, pos)
-    items = []
-    pos = _skip(text, pos + 1)
-    if text.startswith("]", pos):
-        return items, pos + 1
-    while True:
-        if text.startswith("{", pos):
-            item, pos = _object(text, pos, _leaf)
-        else:
-            item, pos = _leaf(key, text, pos)
-        items.append(item)
-        pos = _skip(text, pos)
-        if text.startswith("]", pos):
-            return items, pos + 1
-        if not text.startswith(",", pos):
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
-        pos = _skip(text, pos + 1)
-
-
-def _leaf(key, text, pos):
-    """One JSON value of numbers -> the smallest array that holds it."""
-    value, end = _DECODER.raw_decode(text, pos)
-    bad = _NOT_NUMBER.search(text, pos, end)
-    if bad:
-        raise RequestError(400, f"{key!r} must contain only numbers (got {_WHAT.get(bad[0], 'non-numbers')})")
-    try:
-        array = np.asarray(value)
-    except (ValueError, OverflowError):
-        raise RequestError(400, f"{key!r} is not a rectangular array (rows of different lengths)") from None
-    if array.dtype.kind in "iu" and array.size:
-        array = array.astype(np.result_type(np.min_scalar_type(array.min()), np.min_scalar_type(array.max())))
-    return array, end
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -519,6 +351,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             if self.headers.get("Transfer-Encoding"):
                 raise RequestError(411, "chunked bodies are not supported; send Content-Length")
+            if "Content-Length" in self.headers:
+                raise RequestError(
+                    400, f"bad Content-Length {self.headers['Content-Length']!r}: it must be the body's size in bytes"
+                )
             raise RequestError(411, "a Content-Length header is required")
         length = self._unread
         if length > limit:
@@ -546,7 +382,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             try:  # peak: body bytes + text; then text + compact arrays
                 text = raw.decode("utf-8")
                 del raw
-                body = parse_request(text)
+                body = parse_request(text, app.model.expect)
             except RequestError:
                 raise
             except ValueError as error:  # JSONDecodeError, UnicodeDecodeError

@@ -129,14 +129,14 @@ def test_columnar_format_versioned_url_and_signature_name(server, model):
 IMAGE = images(1)[0].tolist()
 ZEROS = json.dumps({"instances": np.zeros((1, 32, 32, 1), int).tolist()}).encode()
 BAD_REQUESTS = [
-    ("malformed", dict(raw=b'{"instances": [1, 2'), 400, "malformed JSON"),
+    ("malformed", dict(raw=b'{"instances": [[[[1, 2'), 400, "malformed JSON"),
     ("not object", dict(body=[1, 2]), 400, "JSON object"),
     ("no key", dict(body={"foo": 1}), 400, '"instances"'),
     ("both keys", dict(body={"instances": [IMAGE], "inputs": [IMAGE]}), 400, "exactly one"),
     ("wrong rank", dict(body={"instances": IMAGE}), 400, "rank 4"),
     ("wrong size", dict(body={"instances": np.zeros((1, 28, 28, 1), int).tolist()}), 400, "shape"),
     ("ragged", dict(body={"instances": [IMAGE, IMAGE[:5]]}), 400, "rectangular"),
-    ("strings", dict(body={"instances": [[["a"] * 32] * 32]}), 400, "only numbers"),
+    ("strings", dict(body={"instances": [[[["a"]] * 32] * 32]}), 400, "only numbers"),
     ("booleans", dict(body={"instances": [[[[True]] * 32] * 32]}), 400, "only numbers"),
     ("booleans mixed", dict(body={"instances": [[[[1]] * 31 + [[True]]] * 32]}), 400, "only numbers"),
     (
@@ -557,3 +557,70 @@ def test_cli_refuses_bad_flags_in_one_line(base_dir, capsys):
         assert cli.main(["serve", "--model-dir", str(base_dir), "--port", "0", *flags]) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and match in err, err
+
+
+def _expect():
+    from keras_regnet import serving_parse
+
+    return serving_parse.expectations([{"images": (None, 32, 32, 1)}])
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        # a flat list of numbers: refused at its first number (the rest is not even valid JSON)
+        ('{"instances": [0, 0, 0, @@@', "element 0 is a number"),
+        ('{"inputs": [7, 1, @@@', "element 0 is a number"),
+        # nested lists of the wrong depth: refused from the leading brackets
+        ('{"instances": [[[[[1]]]], @@@', "element 0 is rank 4"),
+        ('{"instances": [{"images": [[1]]}, @@@', "element 0 is rank 2"),
+        # a ragged batch: refused at the first instance that differs from the first one
+        ('{"instances": [' + json.dumps(IMAGE) + ", [[[1]]], @@@", "rectangular.*element 1 has shape"),
+        ('{"instances": [' + json.dumps(IMAGE) + ", [[1]], @@@", "rectangular.*element 1 has rank 2"),
+        # right rank, far too many numbers: refused before the instance is decoded
+        ('{"instances": [[[[' + "0," * 200_000 + "@@@", "does not end within"),
+    ],
+)
+def test_parse_refuses_wrong_shapes_as_soon_as_it_can_know(text, match):
+    with pytest.raises(serving.RequestError, match=match):
+        serving.parse_request(text, _expect())
+
+
+def test_flat_number_lists_parse_in_memory_proportional_to_the_body():
+    """Refused at once where images are expected; where numbers are the
+    instances (a rank-1 input), one compact array at about a byte a number."""
+    import tracemalloc
+
+    from keras_regnet import serving_parse
+
+    text = '{"instances": [' + "0, 17, 255, " * 300_000 + "3]}"
+    tracemalloc.start()
+    try:
+        with pytest.raises(serving.RequestError, match="element 0 is a number"):
+            serving.parse_request(text, _expect())
+        refused_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        body = serving.parse_request(text, serving_parse.expectations([{"x": (None,)}]))
+        parsed_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused_peak < 64 * 1024, refused_peak
+    assert parsed_peak < 0.75 * len(text), (parsed_peak, len(text))
+    values = body["instances"]
+    assert values.dtype == np.uint8 and values.shape == (900_001,) and values[-4:].tolist() == [0, 17, 255, 3]
+    with pytest.raises(serving.RequestError, match="finite"):
+        serving.parse_request('{"instances": [1, NaN]}')
+    with pytest.raises(serving.RequestError, match="rectangular"):
+        serving.parse_request('{"instances": [1, [2]]}')
+
+
+def test_flat_number_list_gets_its_400_naming_the_shape(server):
+    raw = ('{"instances": [' + "0, " * 300_000 + "0]}").encode()
+    status, body = call(server.port, "POST", f"/v1/models/{NAME}:predict", raw=raw)
+    assert status == 400 and "element 0 is a number" in body["error"] and "[32, 32, 1]" in body["error"], body
+
+
+def test_negative_content_length_is_400_naming_it(server):
+    path = f"/v1/models/{NAME}:predict"
+    status, body = raw_exchange(server.port, f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n".encode())
+    assert status == 400 and "'-5'" in body["error"], body
