@@ -1,4 +1,4 @@
-"""Statistics and figures that compare network design spaces.
+"""Statistics that compare network design spaces (the figures are in :mod:`keras_regnet.plots`).
 
 This module implements the analysis tools of Radosavovic et al., "On Network
 Design Spaces for Visual Recognition" (ICCV 2019) and "Designing Network
@@ -11,25 +11,22 @@ Design Spaces" (CVPR 2020):
   different complexity (flops) mixes can be compared fairly;
 * :func:`ks_test` -- the two-sample Kolmogorov-Smirnov test between the error
   samples of two design spaces;
+* :func:`median_difference` / :func:`edf_area` -- effect sizes of two error
+  samples, with :func:`bootstrap_interval` for their uncertainty;
 * :func:`good_range` -- the bootstrap "good range" of a design parameter;
 * :func:`fit_regnet` -- the grid-search fit of the quantized linear
   parameterization of per-block widths (:func:`quantized_widths`, re-exported
-  from :mod:`keras_regnet.specs`);
-* ``plot_*`` -- PNG figures in the layout of the papers.
+  from :mod:`keras_regnet.specs`).
 
-It imports only numpy, scipy, matplotlib and the package's pure-Python specs
-(never TensorFlow or Keras), and it draws on :class:`matplotlib.figure.Figure`
-objects directly, never through ``pyplot``: no global figure state is created and no backend is switched, so it
-is safe to use from notebooks, servers and tests alike.
+It imports only numpy, scipy and the package's pure-Python specs (never
+TensorFlow, Keras or matplotlib).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -49,25 +46,14 @@ __all__ = [
     "ks_exact_p",
     "minimum_detectable_d",
     "spearman",
+    "Interval",
+    "median_difference",
+    "edf_area",
+    "bootstrap_interval",
     "good_range",
     "quantized_widths",
     "fit_regnet",
-    "plot_edfs",
-    "plot_edf_panels",
-    "plot_error_vs_flops",
-    "plot_width_staircase",
-    "DEFAULT_PANEL_PAIRS",
 ]
-
-#: The pairs compared in the CVPR 2020 paper's AnyNetX figure (one panel each).
-DEFAULT_PANEL_PAIRS = (
-    ("AnyNetX_A", "AnyNetX_B"),
-    ("AnyNetX_B", "AnyNetX_C"),
-    ("AnyNetX_C", "AnyNetX_D"),
-    ("AnyNetX_D", "AnyNetX_E"),
-)
-
-_PLOT_FORMATS = ("png", "pdf", "svg")
 
 
 # ----------------------------------------------------------------------------
@@ -120,6 +106,17 @@ class GoodRange:
     @property
     def width(self) -> float:
         return self.high - self.low
+
+
+class Interval(NamedTuple):
+    """An effect size on the full samples and its bootstrap interval (see :func:`bootstrap_interval`)."""
+
+    value: float
+    low: float
+    high: float
+
+    def as_dict(self) -> dict:
+        return {"value": self.value, "low": self.low, "high": self.high}
 
 
 class RegNetFit(NamedTuple):
@@ -396,6 +393,90 @@ def spearman(short, long):
     return float(res[0]), float(res[1])
 
 
+def median_difference(errors_a, errors_b):
+    """median(errors_b) - median(errors_a): negative when b's typical error is lower."""
+    a = _as_errors(errors_a, "errors_a")
+    b = _as_errors(errors_b, "errors_b")
+    return float(np.median(b) - np.median(a))
+
+
+def edf_area(errors_a, errors_b):
+    """Signed area between two error EDFs: the integral of F_b(e) - F_a(e) de over the pooled error range.
+
+    Positive when b's EDF lies above a's, i.e. b has lower errors (the sign of
+    the paper's "better"); in error units. Both EDFs are 0 below the pooled
+    minimum and 1 above the pooled maximum, so the area is exactly
+    ``mean(errors_a) - mean(errors_b)``: unlike KS D (the largest gap) it
+    weighs every gap by its width.
+    """
+    a = _as_errors(errors_a, "errors_a")
+    b = _as_errors(errors_b, "errors_b")
+    grid = np.unique(np.concatenate([a, b]))
+    if grid.size < 2:
+        return 0.0
+    # On [grid[k], grid[k+1]) each strict EDF is constant at its value just right of grid[k].
+    right = np.nextafter(grid[:-1], np.inf)
+    gap = edf(b, at=right) - edf(a, at=right)
+    return float(np.sum(gap * np.diff(grid)))
+
+
+def _rng(seed):
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or is_int(seed):
+        return np.random.default_rng(seed)
+    raise TypeError(f"`seed` must be an int, None or a numpy Generator, got {seed!r}.")
+
+
+# The effect sizes over a batch of resamples (one per row) at once: the same numbers as a loop of calls.
+_BATCHED = {
+    median_difference: lambda a, b: np.median(b, axis=1) - np.median(a, axis=1),
+    edf_area: lambda a, b: a.mean(axis=1) - b.mean(axis=1),  # the area is exactly mean(a) - mean(b)
+}
+
+
+def bootstrap_interval(errors_a, errors_b, statistic, n_boot=2000, seed=0, level=0.95):
+    """Percentile bootstrap interval of ``statistic(errors_a, errors_b)``.
+
+    Each of the ``n_boot`` resamples draws ``len(errors_a)`` errors from
+    ``errors_a`` and, independently, ``len(errors_b)`` from ``errors_b``, with
+    replacement (the two spaces are independent samples); the interval is
+    the ``(1 - level) / 2`` and ``(1 + level) / 2`` percentiles of the
+    resampled statistic. With few models per space the interval is wide,
+    which is the point: it says how little the samples pin the effect down.
+
+    Args:
+        errors_a, errors_b: 1-D sequences of finite errors.
+        statistic: callable ``(a, b) -> float`` on two 1-D float arrays, e.g.
+            :func:`median_difference` or :func:`edf_area`.
+        n_boot: number of resamples, ``>= 1``.
+        seed: int, ``None`` or a ``numpy.random.Generator``; the same seed
+            gives the same interval.
+        level: coverage in ``(0, 1)``.
+
+    Returns:
+        :class:`Interval` ``(value, low, high)``: the statistic on the full
+        samples and the interval's ends.
+    """
+    a = _as_errors(errors_a, "errors_a")
+    b = _as_errors(errors_b, "errors_b")
+    if not callable(statistic):
+        raise TypeError(f"`statistic` must be a callable (a, b) -> float, got {type(statistic).__name__}.")
+    n_boot = check_int("`n_boot`", n_boot, 1)
+    level = check_number("`level`", level, 0, 1, min_open=True, max_open=True)
+    rng = _rng(seed)
+    value = float(statistic(a, b))
+    ia = rng.integers(0, a.size, size=(n_boot, a.size))
+    ib = rng.integers(0, b.size, size=(n_boot, b.size))
+    batched = _BATCHED.get(statistic)
+    if batched is not None:
+        boot = batched(a[ia], b[ib])
+    else:
+        boot = np.array([float(statistic(a[i], b[j])) for i, j in zip(ia, ib)])
+    low, high = np.percentile(boot, [50.0 * (1 - level), 50.0 * (1 + level)])
+    return Interval(value, float(low), float(high))
+
+
 def good_range(values, errors, *, fraction=0.25, n_boot=10000, seed=0):
     """Bootstrap "good range" of a design parameter (CVPR 2020, Sec. 3).
 
@@ -421,12 +502,7 @@ def good_range(values, errors, *, fraction=0.25, n_boot=10000, seed=0):
     _check_same_length(values, errors, "values", "errors")
     fraction = check_number("`fraction`", fraction, 0, 1, min_open=True)
     n_boot = check_int("`n_boot`", n_boot, 1)
-    if isinstance(seed, np.random.Generator):
-        rng = seed
-    elif seed is None or is_int(seed):
-        rng = np.random.default_rng(seed)
-    else:
-        raise TypeError(f"`seed` must be an int, None or a numpy Generator, got {seed!r}.")
+    rng = _rng(seed)
     n = errors.size
     m = max(1, int(round(fraction * n)))
     best = np.empty(n_boot)
@@ -593,305 +669,3 @@ def fit_regnet(
         if e_r <= best_err + 1e-12:
             wa, wm, best_err = wa_r, wm_r, e_r
     return RegNetFit(float(w0), float(wa), float(wm), float(best_err))
-
-
-# ----------------------------------------------------------------------------
-# Plots
-# ----------------------------------------------------------------------------
-
-
-def _new_figure(figsize):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize, layout="constrained")
-
-
-def _save(fig, path, dpi) -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"`path` must be a str or os.PathLike, got {type(path).__name__}.")
-    path = Path(path)
-    fmt = path.suffix.lower().lstrip(".") or "png"
-    if fmt not in _PLOT_FORMATS:
-        raise ValueError(f"`path` must end in one of {_PLOT_FORMATS} (or have no suffix), got {path.name!r}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.savefig(path, format=fmt, dpi=dpi)
-    finally:
-        fig.clear()
-    return path
-
-
-def _check_mapping(m, name: str) -> Mapping:
-    if not isinstance(m, Mapping):
-        raise TypeError(f"`{name}` must be a dict mapping space name -> sequence, got {type(m).__name__}.")
-    if len(m) == 0:
-        raise ValueError(f"`{name}` must not be empty.")
-    return m
-
-
-def _label(name, errors: np.ndarray) -> str:
-    return f"{name} (n={errors.size}, min={errors.min():.3g}, mean={errors.mean():.3g})"
-
-
-def _errors_and_complexity(errors_by_space, complexity_by_space):
-    errs = {str(k): _as_errors(v, f"errors_by_space[{k!r}]") for k, v in errors_by_space.items()}
-    if complexity_by_space is None:
-        return errs, None
-    _check_mapping(complexity_by_space, "complexity_by_space")
-    comps = {}
-    for k in errors_by_space:
-        if k not in complexity_by_space:
-            raise ValueError(f"`complexity_by_space` has no entry for space {k!r}.")
-        c = _as_complexity(complexity_by_space[k], f"complexity_by_space[{k!r}]")
-        _check_same_length(errs[str(k)], c, f"errors_by_space[{k!r}]", f"complexity_by_space[{k!r}]")
-        comps[str(k)] = c
-    return errs, comps
-
-
-def _draw_edf(ax, errors, complexity, bins, log_bins, complexity_range, **kw):
-    if complexity is None:
-        curve = edf(errors)
-    else:
-        curve = normalized_edf(errors, complexity, bins=bins, log_bins=log_bins, complexity_range=complexity_range)
-    x = np.concatenate([[curve.errors[0]], curve.errors])
-    y = np.concatenate([[0.0], curve.fractions])
-    ax.plot(x, y, drawstyle="steps-post", **kw)
-
-
-def _common_range(comps):
-    if comps is None:
-        return None
-    lo = min(float(c.min()) for c in comps.values())
-    hi = max(float(c.max()) for c in comps.values())
-    return (lo, hi)
-
-
-def _style_edf_axis(ax, normalized, xlabel, xlim):
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("cumulative prob." + (" (complexity-normalized)" if normalized else ""))
-    ax.set_ylim(0.0, 1.0)
-    if xlim is not None:
-        ax.set_xlim(*xlim)
-    ax.grid(True, alpha=0.3)
-
-
-def plot_edfs(
-    errors_by_space,
-    path,
-    title="Error EDF",
-    *,
-    complexity_by_space=None,
-    bins=10,
-    log_bins=True,
-    xlabel="error",
-    xlim=None,
-    dpi=120,
-):
-    """Plot the error EDFs of several design spaces on one axis.
-
-    Args:
-        errors_by_space: dict ``name -> errors``.
-        path: output file (PNG by default; ``.pdf``/``.svg`` also accepted);
-            parent directories are created.
-        title: figure title.
-        complexity_by_space: optional dict ``name -> complexities``; when
-            given, complexity-normalized EDFs are drawn, binned over the
-            common complexity range of all spaces.
-        bins, log_bins: binning of the normalized EDF.
-        xlabel, xlim: x axis label and optional limits.
-
-    Returns:
-        The :class:`pathlib.Path` written. Each legend entry shows the space's
-        n, min and mean error.
-    """
-    _check_mapping(errors_by_space, "errors_by_space")
-    errs, comps = _errors_and_complexity(errors_by_space, complexity_by_space)
-    crange = _common_range(comps)
-    fig = _new_figure((6.4, 4.6))
-    ax = fig.add_subplot()
-    for name, e in errs.items():
-        _draw_edf(
-            ax, e, None if comps is None else comps[name], bins, log_bins, crange, label=_label(name, e), linewidth=1.8
-        )
-    _style_edf_axis(ax, comps is not None, xlabel, xlim)
-    ax.set_title(title)
-    ax.legend(loc="lower right", fontsize="small")
-    return _save(fig, path, dpi)
-
-
-def plot_edf_panels(
-    errors_by_space,
-    path,
-    pairs=DEFAULT_PANEL_PAIRS,
-    *,
-    complexity_by_space=None,
-    bins=10,
-    log_bins=True,
-    title=None,
-    xlabel="error",
-    xlim=None,
-    dpi=120,
-):
-    """One EDF panel per pair of design spaces, as in the CVPR 2020 figures.
-
-    Pairs naming a space absent from ``errors_by_space`` are skipped; if none
-    is left a ``ValueError`` is raised.  Each panel is titled ``"A vs B"`` with
-    the KS statistic and p-value of the two samples, shares the y axis with the
-    others and uses a common x range.
-
-    Returns:
-        The :class:`pathlib.Path` written.
-    """
-    _check_mapping(errors_by_space, "errors_by_space")
-    errs, comps = _errors_and_complexity(errors_by_space, complexity_by_space)
-    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
-        raise TypeError(f"`pairs` must be a sequence of (name_a, name_b) pairs, got {pairs!r}.")
-    valid = []
-    for p in pairs:
-        if isinstance(p, (str, bytes)) or not isinstance(p, Sequence) or len(p) != 2:
-            raise ValueError(f"each entry of `pairs` must be a (name_a, name_b) pair, got {p!r}.")
-        a, b = str(p[0]), str(p[1])
-        if a in errs and b in errs:
-            valid.append((a, b))
-    if not valid:
-        raise ValueError(
-            f"none of `pairs` {list(pairs)!r} has both spaces in `errors_by_space` (available: {sorted(errs)!r})."
-        )
-    crange = _common_range(comps)
-    if xlim is None:
-        used = np.concatenate([errs[n] for pair in valid for n in pair])
-        pad = 0.02 * (used.max() - used.min() or 1.0)
-        xlim = (used.min() - pad, used.max() + pad)
-    fig = _new_figure((4.2 * len(valid), 4.0))
-    axes = fig.subplots(1, len(valid), sharey=True, squeeze=False)[0]
-    for ax, (a, b) in zip(axes, valid):
-        for name, style in ((a, "-"), (b, "--")):
-            e = errs[name]
-            _draw_edf(
-                ax,
-                e,
-                None if comps is None else comps[name],
-                bins,
-                log_bins,
-                crange,
-                label=_label(name, e),
-                linestyle=style,
-                linewidth=1.8,
-            )
-        ks = ks_test(errs[a], errs[b])
-        ax.set_title(f"{a} vs {b}\nKS D={ks.statistic:.3f}, p={ks.pvalue:.2g}", fontsize="medium")
-        _style_edf_axis(ax, comps is not None, xlabel, xlim)
-        ax.legend(loc="lower right", fontsize="x-small")
-    for ax in axes[1:]:
-        ax.set_ylabel("")
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path, dpi)
-
-
-def plot_error_vs_flops(
-    errors_by_space,
-    flops_by_space,
-    path,
-    title="Error vs. complexity",
-    *,
-    xlabel="flops (multiply-adds)",
-    ylabel="error",
-    dpi=120,
-):
-    """Scatter of error against complexity (log x axis), one colour per space.
-
-    Returns:
-        The :class:`pathlib.Path` written.
-    """
-    _check_mapping(errors_by_space, "errors_by_space")
-    _check_mapping(flops_by_space, "flops_by_space")
-    errs, flops = _errors_and_complexity(errors_by_space, flops_by_space)
-    fig = _new_figure((6.4, 4.6))
-    ax = fig.add_subplot()
-    for name, e in errs.items():
-        ax.scatter(flops[name], e, s=10, alpha=0.6, label=_label(name, e))
-    ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper right", fontsize="small", markerscale=2)
-    return _save(fig, path, dpi)
-
-
-def plot_width_staircase(
-    widths_per_block_list,
-    path,
-    labels=None,
-    *,
-    title="Per-block widths and quantized linear fit",
-    q=8,
-    dpi=120,
-    **fit_kwargs,
-):
-    """Per-block width "staircase" of models with their RegNet fit overlaid.
-
-    For each model the observed widths are drawn as a solid staircase and the
-    :func:`fit_regnet` quantized widths as a dashed one (plus the continuous
-    line ``u_j = w_0 + w_a j`` dotted); the legend gives the fitted
-    ``w_0, w_a, w_m`` and ``e_fit``. The y axis is log2.
-
-    Args:
-        widths_per_block_list: a list of per-block width sequences (a single
-            flat sequence of numbers is taken as one model).
-        path: output file.
-        labels: optional names, one per model (default ``"model i"``).
-        q, **fit_kwargs: passed to :func:`fit_regnet`.
-
-    Returns:
-        The :class:`pathlib.Path` written.
-    """
-    if isinstance(widths_per_block_list, (str, bytes, Mapping)) or not isinstance(
-        widths_per_block_list, (Sequence, np.ndarray)
-    ):
-        raise TypeError("`widths_per_block_list` must be a list of per-block width sequences.")
-    models = list(widths_per_block_list)
-    if not models:
-        raise ValueError("`widths_per_block_list` must not be empty.")
-    if all(_is_scalar(m) for m in models):
-        models = [models]
-    models = [_validate_widths(m, f"widths_per_block_list[{i}]") for i, m in enumerate(models)]
-    if labels is None:
-        labels = [f"model {i}" for i in range(len(models))]
-    else:
-        labels = [str(x) for x in labels]
-        if len(labels) != len(models):
-            raise ValueError(
-                f"`labels` must have one entry per model: got {len(labels)} labels for {len(models)} models."
-            )
-    from matplotlib.ticker import ScalarFormatter
-
-    fig = _new_figure((6.4, 4.6))
-    ax = fig.add_subplot()
-    colors = [f"C{i % 10}" for i in range(len(models))]
-    for ws, label, color in zip(models, labels, colors):
-        fit = fit_regnet(ws, q=q, **fit_kwargs)
-        j = np.arange(ws.size)
-        fitted = quantized_widths(fit.w_0, fit.w_a, fit.w_m, ws.size, q)
-        ax.plot(
-            j, ws, drawstyle="steps-mid", color=color, linewidth=2.0, label=f"{label} (d={ws.size}, max w={ws.max():g})"
-        )
-        ax.plot(
-            j,
-            fitted,
-            drawstyle="steps-mid",
-            color=color,
-            linestyle="--",
-            linewidth=1.2,
-            label=(f"fit: w0={fit.w_0:g}, wa={fit.w_a:.2f}, wm={fit.w_m:.2f}, e_fit={fit.fit_error:.3f}"),
-        )
-        ax.plot(j, fit.w_0 + fit.w_a * j, color=color, linestyle=":", linewidth=0.8, alpha=0.7)
-    ax.set_yscale("log", base=2)
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.set_xlabel("block index j")
-    ax.set_ylabel("width w_j (log scale)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize="x-small")
-    return _save(fig, path, dpi)

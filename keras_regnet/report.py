@@ -1,11 +1,15 @@
-"""The study's report: verdicts on the paper's claims, report.md, summary.json and the figures.
+"""The study's report: can its errors rank networks, verdicts on the paper's claims, report.md, summary.json, figures.
 
 Pure numbers in, files out: `summarize` turns each space's errors and flops
-into per-space statistics, EDF values and the paper's pairwise comparisons
+into per-space statistics (failed trainings counted), EDF values and the
+paper's pairwise comparisons with bootstrap intervals of their effect sizes
 (the statistics themselves are in `keras_regnet.analysis`); `verdict` words a
 comparison honestly (agree only when significant in the paper's direction);
-`write_report` writes ``report.md``, ``summary.json`` and the PNG figures.
-No TensorFlow.
+`seed_check_summary` / `proxy_summary` / `rank_check` say whether the errors
+rank networks at all (two trainings with different seeds, short vs long
+training), and every verdict carries that answer; `write_report` writes
+``report.md``, ``summary.json`` and the PNG figures (drawn by
+`keras_regnet.plots`); `verdict_lines` are the console's lines. No TensorFlow.
 """
 
 import functools
@@ -15,9 +19,13 @@ import os
 
 import numpy as np
 
-from keras_regnet import analysis, run_folder
+from keras_regnet import analysis, plots, run_folder
+from keras_regnet.validation import check_number
 
 ALPHA = 0.05  # significance level of the verdicts
+FAIL_ABOVE = 0.2  # a training whose error is above this failed (settings["fail_above"] overrides)
+RANK_THRESHOLD = 0.7  # Spearman rho below which errors cannot rank networks
+N_BOOT = 2000  # bootstrap resamples of each effect size
 
 # (space a, space b, what the paper found, the paper's expectation for b vs a)
 PAPER_PAIRS = (
@@ -26,15 +34,33 @@ PAPER_PAIRS = (
     ("AnyNetX_C", "AnyNetX_D", "non-decreasing widths lower the error", "better"),
     ("AnyNetX_D", "AnyNetX_E", "non-decreasing depths lower the error", "better"),
     ("AnyNetX_E", "RegNet", "RegNet's distribution of errors is better than AnyNetX_E's", "better"),
+    ("AnyNetX_A", "RegNet", "the paper's end-to-end refinement: RegNet's errors are better than AnyNetX_A's", "better"),
 )
 
 FIGURES = {
     "panels": "edf_panels.png",
     "edfs": "edfs.png",
     "flops": "error_vs_flops.png",
+    "params": "error_vs_params.png",
     "staircase": "width_staircase.png",
+    "seed": "seed_check.png",
     "proxy": "proxy_check.png",
 }
+
+FIGURE_TITLES = {
+    "panels": "EDF panels (the paper's pairs)",
+    "edfs": "All spaces",
+    "flops": "Error vs flops",
+    "params": "Error vs design parameters",
+    "staircase": "Widths of the best models",
+    "seed": "Seed check",
+    "proxy": "Proxy check",
+}
+
+
+def epochs_text(n):
+    """'1 epoch', '5 epochs'."""
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 def window_text(window):
@@ -67,15 +93,18 @@ def _sup_difference(curve_a, curve_b, points):
     return float(max(diff.max(), 0.0)), float(max((-diff).max(), 0.0))
 
 
+def detectability(n_a, n_b, alpha=ALPHA):
+    """The small-sample caveat: which KS D the exact test can call significant at these sizes."""
+    smallest = analysis.minimum_detectable_d(n_a, n_b, alpha)
+    if smallest is None:
+        return f"n={n_a} vs {n_b}: no KS D is significant at p<{alpha} with so few models"
+    return f"n={n_a} vs {n_b}: only KS D >= {smallest:.2f} is detectable at p<{alpha} (exact test)"
+
+
 def verdict(expect, ks_p, lower, n_a, n_b, alpha=ALPHA):
     """Honest wording of one comparison: agree only when significant in the paper's direction."""
     sig = ks_p < alpha
-    smallest = analysis.minimum_detectable_d(n_a, n_b, alpha)
-    caveat = (
-        f"n={n_a} vs {n_b}: no KS D is significant at p<{alpha} with so few models"
-        if smallest is None
-        else f"n={n_a} vs {n_b}: only KS D >= {smallest:.2f} is detectable at p<{alpha} (exact test)"
-    )
+    caveat = detectability(n_a, n_b, alpha)
     if expect == "same":
         if not sig:
             return "consistent", f"no significant difference (p={ks_p:.2g}), as in the paper; {caveat}"
@@ -90,13 +119,25 @@ def verdict(expect, ks_p, lower, n_a, n_b, alpha=ALPHA):
     return "inconclusive", f"no significant difference (p={ks_p:.2g}; the EDFs lean {leaning} way); {caveat}"
 
 
-def summarize(errors_by_space, flops_by_space, pairs=PAPER_PAIRS, alpha=ALPHA):
+def _interval(errors_a, errors_b, statistic, n_boot, seed):
+    return analysis.bootstrap_interval(errors_a, errors_b, statistic, n_boot=n_boot, seed=seed).as_dict()
+
+
+def summarize(
+    errors_by_space, flops_by_space, pairs=PAPER_PAIRS, alpha=ALPHA, *, fail_above=FAIL_ABOVE, n_boot=N_BOOT, seed=0
+):
     """Per-space statistics, EDF values at shared error levels, and the paper's pairwise comparisons.
 
     Pure numbers (no TensorFlow): the unit of `report.md` and `summary.json`.
     Spaces with no errors are left out. Normalized EDFs weight models by
     flops over shared log-spaced bins (the common range of all spaces).
+    Each space counts its failed trainings (error above `fail_above`; they
+    stay in every statistic). Each comparison carries two effect sizes with
+    percentile-bootstrap 95% intervals (`n_boot` resamples, `seed`):
+    ``median_difference`` = median_b - median_a (negative: b lower) and
+    ``edf_area`` = the area between the EDFs, F_b - F_a (positive: b lower).
     """
+    fail_above = check_number("fail_above", fail_above, 0, min_open=True)
     errs = {k: np.asarray(v, dtype=float) for k, v in errors_by_space.items() if len(v)}
     flops = {k: np.asarray(flops_by_space[k], dtype=float) for k in errs}
     if not errs:
@@ -108,8 +149,11 @@ def summarize(errors_by_space, flops_by_space, pairs=PAPER_PAIRS, alpha=ALPHA):
     weights = {k: analysis.complexity_weights(flops[k], bins, complexity_range=crange) for k in errs}
     spaces = {}
     for k, e in errs.items():
+        failed = int(np.sum(e > fail_above))
         spaces[k] = {
             "n": int(e.size),
+            "failed": failed,
+            "failed_share": failed / e.size,
             "min": float(e.min()),
             "median": float(np.median(e)),
             "mean": float(e.mean()),
@@ -149,11 +193,15 @@ def summarize(errors_by_space, flops_by_space, pairs=PAPER_PAIRS, alpha=ALPHA):
                 "normalized_d": max(nb_lower, na_lower),
                 "median_a": spaces[a]["median"],
                 "median_b": spaces[b]["median"],
+                "median_difference": _interval(errs[a], errs[b], analysis.median_difference, n_boot, seed),
+                "edf_area": _interval(errs[a], errs[b], analysis.edf_area, n_boot, seed),
                 "verdict": outcome,
                 "detail": detail,
+                "caveat": detectability(errs[a].size, errs[b].size, alpha),
             }
         )
     return {
+        "fail_above": fail_above,
         "bins": bins,
         "flops_range": list(crange),
         "error_levels": levels,
@@ -163,22 +211,109 @@ def summarize(errors_by_space, flops_by_space, pairs=PAPER_PAIRS, alpha=ALPHA):
     }
 
 
+def _paired_errors(rows, first, second, name):
+    """Two float arrays from the rows' `first` and `second` keys, with errors that name the rows' argument."""
+    if isinstance(rows, (str, bytes, dict)) or not hasattr(rows, "__iter__"):
+        raise TypeError(f"{name} must be a list of dicts, got {type(rows).__name__}")
+    rows = list(rows)
+    if not rows:
+        raise ValueError(f"{name} must not be empty")
+    out = ([], [])
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict):
+            raise TypeError(f"{name}[{i}] must be a dict, got {type(r).__name__}")
+        for key, values in zip((first, second), out):
+            if key not in r:
+                raise ValueError(f"{name}[{i}] has no {key!r}")
+            try:
+                values.append(float(r[key]))
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}[{i}][{key!r}] must be a number, got {r[key]!r}") from None
+    return rows, np.asarray(out[0]), np.asarray(out[1])
+
+
+def _spearman(a, b):
+    return analysis.spearman(a, b) if a.size >= 2 else (math.nan, math.nan)
+
+
 def proxy_summary(rows, short_epochs, epochs):
     """The proxy check's k, epochs and Spearman rank correlation of short and long errors."""
-    short = [float(r["short_error"]) for r in rows]
-    long = [float(r["long_error"]) for r in rows]
-    rho, p = analysis.spearman(short, long)
+    rows, short, long = _paired_errors(rows, "short_error", "long_error", "rows")
+    rho, p = _spearman(short, long)
     return {"k": len(rows), "short_epochs": short_epochs, "epochs": epochs, "spearman": rho, "p": p, "rows": rows}
 
 
-def make_figures(out, trials, stats, proxy=None, best=3):
+def seed_check_summary(rows):
+    """The seed check: do two trainings of the same networks with different seeds rank them alike?
+
+    `rows` are dicts with ``space``, ``trial_id``, ``flops``, ``error`` (the
+    study's seed) and ``error_seed2`` (a second seed). Returns ``k``, the
+    Spearman ``spearman`` / ``p`` of the two errors, ``seed_sd`` =
+    sqrt(mean((error - error_seed2)^2) / 2), one training's seed noise, and
+    ``between_sd``, the SD (ddof=1) over the k networks of their two-seed
+    mean error: errors rank networks only when between_sd is well above
+    seed_sd (and rho near 1).
+    """
+    rows, a, b = _paired_errors(rows, "error", "error_seed2", "rows")
+    rho, p = _spearman(a, b)
+    seed_sd = float(math.sqrt(np.mean((a - b) ** 2) / 2))
+    between_sd = float(np.std((a + b) / 2, ddof=1)) if a.size >= 2 else math.nan
+    return {"k": len(rows), "spearman": rho, "p": p, "seed_sd": seed_sd, "between_sd": between_sd, "rows": rows}
+
+
+def _rho_text(name, check):
+    rho = check["spearman"]
+    if rho is None or not math.isfinite(rho):
+        return f"{name} rho undefined (k={check['k']}, constant errors or too few networks)"
+    return f"{name} rho {rho:.2f} (k={check['k']})"
+
+
+def rank_check(seed_check=None, proxy=None, threshold=RANK_THRESHOLD):
+    """(can_rank, warning): can this run's errors rank networks?
+
+    True when both the seed check's and the proxy check's Spearman rho are
+    >= `threshold` (warning None); False when either is below it or
+    undefined; None (unchecked) when a check did not run and none failed.
+    """
+    failed, passed, missing = [], [], []
+    for name, check in (("seed", seed_check), ("proxy", proxy)):
+        if not check:
+            missing.append(f"no {name} check")
+            continue
+        rho = check["spearman"]
+        if rho is None or not math.isfinite(rho) or rho < threshold:
+            failed.append(f"{_rho_text(name, check)} < {threshold:g}")
+        else:
+            passed.append(f"{_rho_text(name, check)} >= {threshold:g}")
+    if failed:
+        return False, f"unreliable: errors cannot rank networks ({'; '.join(failed)})"
+    if missing:
+        return None, f"unchecked: whether errors rank networks is unknown ({'; '.join(missing + passed)})"
+    return True, None
+
+
+def verdict_lines(summary):
+    """The console's lines, one per comparison, with the same caveats as report.md."""
+    lines = []
+    for c in summary["comparisons"]:
+        md = c["median_difference"]
+        caveat = f"{c['rank_caveat']}; " if c.get("rank_caveat") else ""
+        lines.append(
+            f"{c['a']} vs {c['b']}: KS D={c['ks_d']:.3f} p={c['ks_p']:.3g} median diff {md['value']:+.4f} "
+            f"[{md['low']:+.4f}, {md['high']:+.4f}] -> {caveat}{c['verdict']}: {c['detail']}"
+        )
+    return lines
+
+
+def make_figures(out, trials, stats, proxy=None, best=3, seed_check=None):
     """The PNGs (file name -> path); figures needing two spaces are skipped with one."""
-    errs = {k: [r["val_error"] for r in v] for k, v in trials.items() if v}
-    flops = {k: [r["flops"] for r in v] for k, v in trials.items() if v}
+    errs = {k: [float(r["val_error"]) for r in v] for k, v in trials.items() if v}
+    flops = {k: [float(r["flops"]) for r in v] for k, v in trials.items() if v}
     paths, bins = {}, stats["bins"]
+    fail_above = stats.get("fail_above")
     pairs = [(c["a"], c["b"]) for c in stats["comparisons"]]
     if pairs:
-        paths["panels"] = analysis.plot_edf_panels(
+        paths["panels"] = plots.plot_edf_panels(
             errs,
             os.path.join(out, FIGURES["panels"]),
             pairs=pairs,
@@ -186,54 +321,81 @@ def make_figures(out, trials, stats, proxy=None, best=3):
             bins=bins,
             title="Complexity-normalized error EDFs (KS on the raw errors)",
         )
-    paths["edfs"] = analysis.plot_edfs(
+    paths["edfs"] = plots.plot_edfs(
         errs,
         os.path.join(out, FIGURES["edfs"]),
         title="Complexity-normalized error EDFs",
         complexity_by_space=flops,
         bins=bins,
     )
-    paths["flops"] = analysis.plot_error_vs_flops(errs, flops, os.path.join(out, FIGURES["flops"]))
-    top = sorted(((r["val_error"], k, r) for k, v in trials.items() for r in v), key=lambda t: t[:2])[:best]
+    paths["flops"] = plots.plot_error_vs_flops(errs, flops, os.path.join(out, FIGURES["flops"]), fail_above=fail_above)
+    try:
+        paths["params"] = plots.plot_error_vs_params(
+            trials, os.path.join(out, FIGURES["params"]), fail_above=fail_above
+        )
+    except ValueError:  # no design parameter varies (or the rows carry none)
+        pass
+    top = sorted(((float(r["val_error"]), k, r) for k, v in trials.items() for r in v), key=lambda t: t[:2])[:best]
     widths = [per_block_widths(r) for _, _, r in top]
     w0_high = max(256, max(w[0] for w in widths))
-    paths["staircase"] = analysis.plot_width_staircase(
+    paths["staircase"] = plots.plot_width_staircase(
         widths,
         os.path.join(out, FIGURES["staircase"]),
         labels=[f"{k} #{r['trial_id']} err {e:.3f}" for e, k, r in top],
         title=f"Per-block widths of the {len(top)} best models, with the RegNet fit",
         w_0_range=(8, w0_high),
     )
+    if seed_check:
+        rows = seed_check["rows"]
+        paths["seed"] = plots.plot_rank_agreement(
+            [float(r["error"]) for r in rows],
+            [float(r["error_seed2"]) for r in rows],
+            os.path.join(out, FIGURES["seed"]),
+            xlabel="error, study seed",
+            ylabel="error, second seed",
+            title=f"Seed check: Spearman rho={seed_check['spearman']:.2f} (p={seed_check['p']:.2g}, "
+            f"k={seed_check['k']}); dotted: y = x",
+            groups=[r.get("space", "") for r in rows],
+            identity=True,
+        )
     if proxy:
-        paths["proxy"] = _plot_proxy(proxy, os.path.join(out, FIGURES["proxy"]))
+        rows = proxy["rows"]
+        paths["proxy"] = plots.plot_rank_agreement(
+            [float(r["short_error"]) for r in rows],
+            [float(r["long_error"]) for r in rows],
+            os.path.join(out, FIGURES["proxy"]),
+            xlabel=f"error after {epochs_text(proxy['short_epochs'])} (study)",
+            ylabel=f"error after {epochs_text(proxy['epochs'])}",
+            title=f"Proxy check: Spearman rho={proxy['spearman']:.2f} (p={proxy['p']:.2g}, k={proxy['k']})",
+            groups=[r.get("space", "") for r in rows],
+        )
     return paths
 
 
-def _plot_proxy(proxy, path):
-    from matplotlib.figure import Figure
+def write_report(out, trials, settings, proxy=None, seed_check=None):
+    """OUT/report.md, OUT/summary.json and the figures from the completed trials; returns the summary.
 
-    fig = Figure(figsize=(5, 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    short = [float(r["short_error"]) for r in proxy["rows"]]
-    long = [float(r["long_error"]) for r in proxy["rows"]]
-    ax.scatter(short, long, s=18)
-    ax.set_xlabel(f"error after {proxy['short_epochs']} epochs (study)")
-    ax.set_ylabel(f"error after {proxy['epochs']} epochs")
-    ax.set_title(f"Proxy check: Spearman rho={proxy['spearman']:.2f} (p={proxy['p']:.2g}, k={proxy['k']})")
-    ax.grid(True, alpha=0.3)
-    fig.savefig(path, dpi=120)
-    return path
-
-
-def write_report(out, trials, settings, proxy=None):
-    """OUT/report.md, OUT/summary.json and the figures from the completed trials; returns the summary."""
-    errs = {k: [r["val_error"] for r in v] for k, v in trials.items()}
-    flops = {k: [r["flops"] for r in v] for k, v in trials.items()}
-    stats = summarize(errs, flops)
-    figures = make_figures(out, {k: v for k, v in trials.items() if v}, stats, proxy)
+    `settings["fail_above"]` (absent or None: FAIL_ABOVE) is the error above
+    which a training counts as failed. `proxy` is `proxy_summary`'s dict and
+    `seed_check` `seed_check_summary`'s (None: not run); from them
+    `rank_check` decides ``can_rank`` (True / False / None = unchecked) and
+    every comparison gets ``rank_caveat`` (the warning, or None).
+    """
+    errs = {k: [float(r["val_error"]) for r in v] for k, v in trials.items()}
+    flops = {k: [float(r["flops"]) for r in v] for k, v in trials.items()}
+    fail_above = settings.get("fail_above")
+    stats = summarize(errs, flops, fail_above=FAIL_ABOVE if fail_above is None else fail_above)
+    can_rank, warning = rank_check(seed_check, proxy)
+    for c in stats["comparisons"]:
+        c["rank_caveat"] = warning
+    figures = make_figures(out, {k: v for k, v in trials.items() if v}, stats, proxy, seed_check=seed_check)
     summary = {
         "settings": settings,
+        "can_rank": can_rank,
+        "rank_warning": warning,
+        "rank_threshold": RANK_THRESHOLD,
         **stats,
+        "seed_check": seed_check,
         "proxy_check": proxy,
         "figures": {k: os.path.basename(p) for k, p in figures.items()},
         "missing": [k for k, v in trials.items() if not v],
@@ -243,27 +405,90 @@ def write_report(out, trials, settings, proxy=None):
     return summary
 
 
+def _failed_text(summary):
+    """'AnyNetX_A 2/20 (10%), RegNet 0/20 (0%)'."""
+    return ", ".join(
+        f"{name} {v['failed']}/{v['n']} ({v['failed_share']:.0%})" for name, v in summary["spaces"].items()
+    )
+
+
+def _rank_section(summary):
+    """The report's first section: can these errors rank networks at all?"""
+    can_rank, warning, threshold = summary["can_rank"], summary["rank_warning"], summary["rank_threshold"]
+    seed, proxy = summary.get("seed_check"), summary.get("proxy_check")
+    if can_rank is False:
+        answer = (
+            "**No: this run's errors cannot rank networks.** Every verdict below is marked "
+            f"'{warning}': a difference between spaces can come from training noise alone."
+        )
+    elif can_rank is None:
+        answer = (
+            "**Unchecked: this run did not measure whether its errors rank networks.** Every verdict below is "
+            f"marked '{warning}'; run the study with a seed check and a proxy check to know."
+        )
+    else:
+        answer = (
+            f"**Yes**: both checks rank networks alike (Spearman rho >= {threshold:g}), so the verdicts below "
+            "measure architecture rather than training noise (within their intervals)."
+        )
+    lines = ["## Can these errors rank networks?", "", answer, ""]
+    if seed:
+        ratio = seed["between_sd"] / seed["seed_sd"] if seed["seed_sd"] > 0 else math.inf
+        lines.append(
+            f"- Seed check: {seed['k']} networks trained again with a second seed; Spearman rho between the two "
+            f"errors = {seed['spearman']:.3f} (p = {seed['p']:.3g}, k = {seed['k']}). One training's seed noise "
+            f"SD = {seed['seed_sd']:.4f} vs SD between networks (two-seed means) = {seed['between_sd']:.4f} "
+            f"({ratio:.1f}x)."
+        )
+    else:
+        lines.append("- Seed check: not run.")
+    if proxy:
+        lines.append(
+            f"- Proxy check: {proxy['k']} networks retrained for {epochs_text(proxy['epochs'])}; Spearman rho "
+            f"between the {proxy['short_epochs']}-epoch and {proxy['epochs']}-epoch errors = "
+            f"{proxy['spearman']:.3f} (p = {proxy['p']:.3g}, k = {proxy['k']})."
+        )
+    else:
+        lines.append("- Proxy check: not run.")
+    lines.append(f"- Failed trainings (error > {summary['fail_above']:g}): {_failed_text(summary)}.")
+    lines.append(
+        f"- Threshold: errors rank networks when both Spearman rho >= {threshold:g}; the paper assumes they do."
+    )
+    return lines + [""]
+
+
+def _ci(interval, digits=4):
+    return f"{interval['value']:+.{digits}f} [{interval['low']:+.{digits}f}, {interval['high']:+.{digits}f}]"
+
+
 def render_report(summary):
     """report.md text from a summary dict."""
     s, st = summary["settings"], summary["spaces"]
+    fail_above = summary["fail_above"]
     lines = [
         "# Design-space study",
         "",
         f"{s['samples']} networks sampled per space (random sampling, never Hyperband) in the flop window "
-        f"{window_text(s['flops'])} at {s['image_size']}x{s['image_size']}, each trained {s['epochs']} epochs "
-        f"(batch {s['batch_size']}, peak lr {s['lr']}, warm-up + cosine) on `{s['dataset']}`; error = "
-        f"final-epoch validation error. Seed {s['seed']}.",
+        f"{window_text(s['flops'])} at {s['image_size']}x{s['image_size']}, each trained "
+        f"{epochs_text(s['epochs'])} (batch {s['batch_size']}, peak lr {s['lr']}, warm-up + cosine) on "
+        f"`{s['dataset']}`; error = final-epoch validation error. Seed {s['seed']}.",
         "",
-        "| space | n | min | median | mean | normalized mean | flops range |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        *_rank_section(summary),
+        "## Spaces",
+        "",
+        f"A training failed when its error is above {fail_above:g}; failed trainings stay in every statistic.",
+        "",
+        f"| space | n | min | median | mean | normalized mean | flops range | failed (error > {fail_above:g}) |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for name, v in st.items():
         lines.append(
             f"| {name} | {v['n']} | {v['min']:.4f} | {v['median']:.4f} | {v['mean']:.4f} | "
-            f"{v['normalized_mean']:.4f} | {v['flops_min'] / 1e6:.2f}M - {v['flops_max'] / 1e6:.2f}M |"
+            f"{v['normalized_mean']:.4f} | {v['flops_min'] / 1e6:.2f}M - {v['flops_max'] / 1e6:.2f}M | "
+            f"{v['failed_share']:.0%} ({v['failed']}/{v['n']}) |"
         )
     for name in summary.get("missing", []):
-        lines.append(f"| {name} | 0 | - | - | - | - | - |")
+        lines.append(f"| {name} | 0 | - | - | - | - | - | - |")
     levels = summary["error_levels"]
     binning = (
         f"models weighted so each of {summary['bins']} shared log-flops bins counts equally"
@@ -293,20 +518,44 @@ def render_report(summary):
         "",
         "## The paper's comparisons",
         "",
-        f"Two-sample Kolmogorov-Smirnov test on the raw errors (significance level {summary['alpha']}); "
-        "'lower errors' is the space whose EDF lies above at the largest gap; normalized D is the largest "
-        "gap between the complexity-normalized EDFs.",
+        f"Two-sample Kolmogorov-Smirnov test on the raw errors (significance level {summary['alpha']}). "
+        "Median diff = median(b) - median(a) (negative: b has lower errors); EDF area = the area between the "
+        "EDFs, F_b - F_a, over the pooled errors (positive: b has lower errors; it equals mean(a) - mean(b)); "
+        "both with percentile-bootstrap 95% intervals (each space resampled independently): an interval that "
+        "spans 0 leaves the sign open. 'Lower errors' is the space whose EDF lies above at the largest gap; "
+        "normalized D is the largest gap between the complexity-normalized EDFs.",
         "",
-        "| comparison | paper found | KS D | p | lower errors | normalized D | this run |",
-        "|---|---|---:|---:|---|---:|---|",
+        "| comparison | paper found | KS D | p | median diff b-a [95%] | EDF area [95%] | lower errors | "
+        "normalized D | this run |",
+        "|---|---|---:|---:|---|---|---|---:|---|",
     ]
     for c in summary["comparisons"]:
+        caveat = f"_{c['rank_caveat']}_; " if c.get("rank_caveat") else ""
         lines.append(
             f"| {c['a']} vs {c['b']} | {c['paper']} | {c['ks_d']:.3f} | {c['ks_p']:.3g} | "
-            f"{c['lower_errors']} | {c['normalized_d']:.3f} | **{c['verdict']}**: {c['detail']} |"
+            f"{_ci(c['median_difference'])} | {_ci(c['edf_area'])} | "
+            f"{c['lower_errors']} | {c['normalized_d']:.3f} | {caveat}**{c['verdict']}**: {c['detail']} |"
         )
     if not summary["comparisons"]:
-        lines.append("| - | (needs both spaces of a pair) | | | | | |")
+        lines.append("| - | (needs both spaces of a pair) | | | | | | | |")
+    seed = summary.get("seed_check")
+    if seed:
+        lines += [
+            "",
+            "## Seed check",
+            "",
+            f"{seed['k']} study networks trained again with a second seed (same epochs and data): Spearman "
+            f"rho = {seed['spearman']:.3f} (p = {seed['p']:.3g}); seed noise SD of one training "
+            f"{seed['seed_sd']:.4f}, SD between networks {seed['between_sd']:.4f}.",
+            "",
+            "| space | trial | flops | error | error, second seed |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for r in seed["rows"]:
+            lines.append(
+                f"| {r.get('space', '')} | {r.get('trial_id', '')} | {float(r.get('flops', 0)) / 1e6:.2f}M | "
+                f"{float(r['error']):.4f} | {float(r['error_seed2']):.4f} |"
+            )
     proxy = summary.get("proxy_check")
     if proxy:
         short_epochs = proxy["short_epochs"]
@@ -314,7 +563,7 @@ def render_report(summary):
             "",
             "## Proxy check",
             "",
-            f"{proxy['k']} study models retrained for {proxy['epochs']} epochs "
+            f"{proxy['k']} study models retrained for {epochs_text(proxy['epochs'])} "
             f"({proxy['epochs'] // short_epochs}x): Spearman "
             f"rank correlation between the {short_epochs}-epoch and {proxy['epochs']}-epoch errors "
             f"rho = {proxy['spearman']:.3f} (p = {proxy['p']:.3g}). The paper assumes short training ranks "
@@ -328,23 +577,16 @@ def render_report(summary):
                 f"| {r['space']} | {r['trial_id']} | {int(float(r['flops'])) / 1e6:.2f}M | "
                 f"{float(r['short_error']):.4f} | {float(r['long_error']):.4f} |"
             )
-    titles = {
-        "panels": "EDF panels (the paper's pairs)",
-        "edfs": "All spaces",
-        "flops": "Error vs flops",
-        "staircase": "Widths of the best models",
-        "proxy": "Proxy check",
-    }
     lines += ["", "## Figures", ""]
     for key, name in summary["figures"].items():
-        lines += [f"### {titles[key]}", "", f"![{titles[key]}]({name})", ""]
+        lines += [f"### {FIGURE_TITLES[key]}", "", f"![{FIGURE_TITLES[key]}]({name})", ""]
     lines += [
         "## Caveats",
         "",
         "- Small samples: the paper used ~500 models per space; with the n above only large "
         "distribution shifts are significant, so 'inconclusive' is not evidence of no effect.",
-        "- Short training and a small validation set make each error noisy (the proxy check measures "
-        "how well short errors rank networks here).",
+        "- Short training and a small validation set make each error noisy (the seed and proxy checks above "
+        "measure how well these errors rank networks).",
         "",
     ]
     return "\n".join(lines)

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from keras_regnet import analysis as an
+from keras_regnet import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -321,44 +322,49 @@ def _pyplot_figures():
 def test_plot_edfs_writes_png(tmp_path, spaces):
     errors, flops = spaces
     before = _pyplot_figures()
-    out = an.plot_edfs(errors, tmp_path / "edfs.png", title="AnyNetX EDFs")
+    out = plots.plot_edfs(errors, tmp_path / "edfs.png", title="AnyNetX EDFs")
     assert out == tmp_path / "edfs.png"
     _assert_png(out)
-    norm = an.plot_edfs(errors, tmp_path / "sub" / "norm.png", complexity_by_space=flops, bins=5)
+    norm = plots.plot_edfs(errors, tmp_path / "sub" / "norm.png", complexity_by_space=flops, bins=5)
     _assert_png(norm)
     assert _pyplot_figures() == before == []
 
 
 def test_plot_edf_panels_skips_missing_pairs(tmp_path, spaces):
     errors, _ = spaces
-    w4, h4 = _assert_png(an.plot_edf_panels(errors, tmp_path / "panels4.png"))
+    w4, h4 = _assert_png(plots.plot_edf_panels(errors, tmp_path / "panels4.png"))
     partial = {k: v for k, v in errors.items() if k != "AnyNetX_E"}
-    w3, h3 = _assert_png(an.plot_edf_panels(partial, tmp_path / "panels3.png"))
-    assert w3 < w4 and h3 == h4  # one panel fewer
+    w3, h3 = _assert_png(plots.plot_edf_panels(partial, tmp_path / "panels3.png"))
+    assert w3 == w4 and h3 < h4  # one panel fewer: rows of three, so the second row goes
+    w2, h2 = _assert_png(plots.plot_edf_panels(errors, tmp_path / "panels2.png", pairs=plots.DEFAULT_PANEL_PAIRS[:2]))
+    assert w2 < w3 and h2 == h3
     with pytest.raises(ValueError, match="pairs"):
-        an.plot_edf_panels({"X": [1.0, 2.0]}, tmp_path / "none.png")
-    custom = an.plot_edf_panels(errors, tmp_path / "c.png", pairs=[("AnyNetX_A", "AnyNetX_E")])
+        plots.plot_edf_panels({"X": [1.0, 2.0]}, tmp_path / "none.png")
+    custom = plots.plot_edf_panels(errors, tmp_path / "c.png", pairs=[("AnyNetX_A", "AnyNetX_E")])
     _assert_png(custom)
     assert _pyplot_figures() == []
 
 
 def test_plot_error_vs_flops_and_staircase(tmp_path, spaces):
     errors, flops = spaces
-    _assert_png(an.plot_error_vs_flops(errors, flops, tmp_path / "scatter.png"))
+    _assert_png(plots.plot_error_vs_flops(errors, flops, tmp_path / "scatter.png"))
     widths = [an.quantized_widths(24, 36.44, 2.49, 13), [32] * 4 + [80] * 6]
-    _assert_png(an.plot_width_staircase(widths, tmp_path / "stairs.png", labels=["X-200MF", "d2l"]))
-    _assert_png(an.plot_width_staircase(widths[0], tmp_path / "one.png"))  # flat list: one model
+    _assert_png(plots.plot_width_staircase(widths, tmp_path / "stairs.png", labels=["X-200MF", "d2l"]))
+    _assert_png(plots.plot_width_staircase(widths[0], tmp_path / "one.png"))  # flat list: one model
     assert _pyplot_figures() == []
 
 
-def test_analysis_imports_no_tensorflow_keras_or_pyplot():
+def test_analysis_and_plots_import_no_tensorflow_keras_or_pyplot():
     code = (
         "import sys, numpy as np\n"
         "from keras_regnet import analysis as an\n"
+        "an.bootstrap_interval([1.0, 2.0], [3.0], an.edf_area, n_boot=10)\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules]\n"
+        "from keras_regnet import plots\n"
         "import tempfile, os\n"
         "d = tempfile.mkdtemp()\n"
-        "an.plot_edfs({'a': [1.0, 2.0]}, os.path.join(d, 'x.png'))\n"
-        "bad = [m for m in ('tensorflow', 'keras', 'matplotlib.pyplot') if m in sys.modules]\n"
+        "plots.plot_edfs({'a': [1.0, 2.0]}, os.path.join(d, 'x.png'))\n"
+        "bad += [m for m in ('tensorflow', 'keras', 'matplotlib.pyplot') if m in sys.modules]\n"
         "print(bad)\n"
         "sys.exit(1 if bad else 0)\n"
     )
@@ -401,14 +407,14 @@ def test_analysis_imports_no_tensorflow_keras_or_pyplot():
         (lambda: an.fit_regnet([32, 0, 64]), "widths_per_block.*positive"),
         (lambda: an.fit_regnet([32, 64], w_m_range=(0.5, 2.0)), "w_m_range"),
         (lambda: an.fit_regnet([32, 64], w_0_range=(1, 7)), "w_0_range"),
-        (lambda: an.plot_edfs({}, "x.png"), "errors_by_space.*empty"),
-        (lambda: an.plot_edfs({"a": []}, "x.png"), "errors_by_space\\['a'\\].*empty"),
-        (lambda: an.plot_edfs({"a": [1.0]}, "x.jpg"), "path"),
-        (lambda: an.plot_edfs({"a": [1.0]}, "x.png", complexity_by_space={"b": [1.0]}), "complexity_by_space.*'a'"),
-        (lambda: an.plot_error_vs_flops({"a": [1.0, 2.0]}, {"a": [1.0]}, "x.png"), "same length"),
-        (lambda: an.plot_error_vs_flops({"a": [1.0]}, {"a": [-1.0]}, "x.png"), "positive"),
-        (lambda: an.plot_width_staircase([], "x.png"), "empty"),
-        (lambda: an.plot_width_staircase([[8, 16]], "x.png", labels=["a", "b"]), "labels"),
+        (lambda: plots.plot_edfs({}, "x.png"), "errors_by_space.*empty"),
+        (lambda: plots.plot_edfs({"a": []}, "x.png"), "errors_by_space\\['a'\\].*empty"),
+        (lambda: plots.plot_edfs({"a": [1.0]}, "x.jpg"), "path"),
+        (lambda: plots.plot_edfs({"a": [1.0]}, "x.png", complexity_by_space={"b": [1.0]}), "complexity_by_space.*'a'"),
+        (lambda: plots.plot_error_vs_flops({"a": [1.0, 2.0]}, {"a": [1.0]}, "x.png"), "same length"),
+        (lambda: plots.plot_error_vs_flops({"a": [1.0]}, {"a": [-1.0]}, "x.png"), "positive"),
+        (lambda: plots.plot_width_staircase([], "x.png"), "empty"),
+        (lambda: plots.plot_width_staircase([[8, 16]], "x.png", labels=["a", "b"]), "labels"),
     ],
 )
 def test_validation_errors(call, match):
@@ -422,6 +428,6 @@ def test_type_errors():
     with pytest.raises(TypeError, match="bins"):
         an.complexity_weights([1.0, 2.0], bins=2.5)
     with pytest.raises(TypeError, match="errors_by_space"):
-        an.plot_edfs([1.0, 2.0], "x.png")
+        plots.plot_edfs([1.0, 2.0], "x.png")
     with pytest.raises(TypeError, match="seed"):
         an.good_range([1.0], [1.0], seed="x")
