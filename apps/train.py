@@ -72,6 +72,12 @@ def add_arguments(parser):
         default=None,
         help="output folder (default: runs/<model>-<dataset>); re-running with the same folder resumes a killed run",
     )
+    parser.add_argument(
+        "--strict-images",
+        action="store_true",
+        default=None,
+        help="an image folder's unreadable files stop the run (default: skipped, with a warning naming each)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -93,6 +99,7 @@ _FIELDS = (
     "strategy",
     "seed",
     "out",
+    "strict_images",
 )
 
 

@@ -20,13 +20,17 @@ Sources, chosen by `name`:
 - a folder of images in class sub-folders (``root/<class>/<image>``): name is
   ``"folder"`` with the path in ``data_dir``, or name is itself the path (an
   existing directory, or a string starting with ``/``, ``.`` or ``~``; TFDS
-  names never do).
+  names never do). Every file is decoded once before training (in the
+  `tf.data` reader, in parallel): unreadable ones (truncated, not an image,
+  empty) are skipped with one warning line on stderr naming each file, or
+  refused with `strict_images=True` (`Dataset.skipped_files` lists them).
 """
 
 import dataclasses
 import difflib
 import math
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -62,6 +66,7 @@ class Dataset:
     class_names: list
     num_examples: dict
     steps_per_epoch: int
+    skipped_files: tuple = ()  # unreadable images left out of an image folder (paths relative to it)
 
 
 def available_datasets():
@@ -80,6 +85,7 @@ def load(
     test_fraction=None,
     seed=0,
     channels=None,
+    strict_images=False,
 ):
     """Load a dataset as batched `tf.data` train/validation/test pipelines.
 
@@ -106,6 +112,10 @@ def load(
             TFDS splits are carved deterministically from the end of ``train``.
         channels: None keeps the source's channels (1 for digits/mnist/
             fashion_mnist, 3 for cifar10 and folders); 1 or 3 converts.
+        strict_images: an image folder's unreadable files (every file is
+            decoded once before training) are refused (True: ValueError
+            naming them) or skipped with one warning line on stderr naming
+            each (False, the default).
 
     Returns:
         A `Dataset`.
@@ -128,6 +138,7 @@ def load(
     if channels not in (None, 1, 3):
         raise ValueError(f"`channels` must be None, 1 or 3; received {channels!r}.")
     check_bool("`augment`", augment)
+    check_bool("`strict_images`", strict_images)
 
     if name == "folder" or _looks_like_path(name):
         if name == "folder":
@@ -137,7 +148,10 @@ def load(
         else:
             path = name
         folder_size = size or (_DEFAULT_SIZE["folder"],) * 2
-        kind, source = "folder", _folder_source(path, folder_size, channels or 3, validation_fraction, test_fraction)
+        kind, source = (
+            "folder",
+            _folder_source(path, folder_size, channels or 3, validation_fraction, test_fraction, strict_images),
+        )
     elif name == "digits":
         kind, source = "digits", _digits_source(validation_fraction, test_fraction)
     else:
@@ -168,6 +182,7 @@ def load(
         class_names=list(source["class_names"]),
         num_examples=dict(source["num_examples"]),
         steps_per_epoch=math.ceil(source["num_examples"]["train"] / batch_size),
+        skipped_files=tuple(source.get("skipped", ())),
     )
 
 
@@ -256,7 +271,27 @@ def _digits_source(validation_fraction, test_fraction):
     )
 
 
-def _folder_source(path, size, channels, validation_fraction, test_fraction):
+def unreadable_images(files, channels=3):
+    """Indices of the image files TensorFlow cannot read and decode: each file
+    is decoded once in a parallel `tf.data` map whose errors are dropped."""
+
+    def check(index, file):
+        image = tf.io.decode_image(tf.io.read_file(file), channels=channels, expand_animations=False)
+        return index, tf.shape(image)  # the shape needs the decode: it is not pruned
+
+    indices = np.arange(len(files), dtype=np.int64)
+    checked = (
+        tf.data.Dataset.from_tensor_slices((indices, np.asarray(files, dtype=object).astype(str)))
+        .map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        .ignore_errors()
+    )
+    good = np.zeros(len(files), dtype=bool)
+    for index, _ in checked.as_numpy_iterator():
+        good[index] = True
+    return np.flatnonzero(~good)
+
+
+def _folder_source(path, size, channels, validation_fraction, test_fraction, strict_images=False):
     """Images in `path/<class>/`, listed by Keras; decoded and resized once, then cached."""
     import keras
 
@@ -277,6 +312,18 @@ def _folder_source(path, size, channels, validation_fraction, test_fraction):
         raise ValueError(f"Image folder {path!r} needs at least 2 class sub-folders; found {class_names}.")
     files = np.array(listing.file_paths)
     labels = np.array([class_names.index(os.path.relpath(f, path).split(os.sep)[0]) for f in files])
+    bad = unreadable_images(files, channels)
+    skipped = [os.path.relpath(f, path) for f in files[bad]]
+    if skipped:
+        what = f"{len(skipped)} of {len(files)} image files in {path!r} cannot be read as images: {', '.join(skipped)}"
+        if strict_images:
+            raise ValueError(f"{what} (refused: --strict-images / strict_images=True; without it they are skipped).")
+        print(f"warning: skipping {what}", file=sys.stderr, flush=True)
+        keep = np.ones(len(files), dtype=bool)
+        keep[bad] = False
+        files, labels = files[keep], labels[keep]
+        if not len(files):
+            raise ValueError(f"Image folder {path!r} has no readable images.")
     split_idx = _stratified_split(
         labels, validation_fraction, test_fraction or _DEFAULT_TEST_FRACTION, f"Image folder {path!r}", class_names
     )
@@ -299,6 +346,7 @@ def _folder_source(path, size, channels, validation_fraction, test_fraction):
         channels=channels,
         splits=splits,
         num_examples={n: len(i) for n, i in zip(names, split_idx)},
+        skipped=skipped,
     )
 
 

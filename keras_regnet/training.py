@@ -113,6 +113,9 @@ class TrainConfig:
         out: output folder; None means ``runs/<model>-<dataset>``.
         verbose: Keras fit verbosity: 0 silent, 1 progress bar, 2 one line
             per epoch.
+        strict_images: an image folder's unreadable files stop the run
+            (True) or are skipped with a warning naming them (False, the
+            default; ``summary.json`` counts them in ``skipped_images``).
     """
 
     model: str = "RegNetX32"
@@ -133,6 +136,7 @@ class TrainConfig:
     seed: int = 0
     out: str | None = None
     verbose: int = 1
+    strict_images: bool = False
 
     def __post_init__(self):
         for name in ("model", "dataset"):
@@ -164,6 +168,7 @@ class TrainConfig:
         check_choice("TrainConfig.strategy", self.strategy, distribute.STRATEGIES)
         check_int("TrainConfig.seed", self.seed, 0)
         check_int("TrainConfig.verbose", self.verbose, 0, 2)
+        check_bool("TrainConfig.strict_images", self.strict_images)
         if self.out is None:
             self.out = os.path.join("runs", f"{_safe_name(self.model)}-{_safe_name(self.dataset)}")
 
@@ -574,6 +579,7 @@ def train(config):
         data_dir=config.data_dir,
         augment=config.augment,
         seed=config.seed,
+        strict_images=config.strict_images,
     )
     input_shape = tuple(ds.input_shape)
     _check_image_size(
@@ -659,6 +665,7 @@ def train(config):
         "input_shape": list(input_shape),
         "classes": ds.num_classes,
         "num_examples": ds.num_examples,
+        "skipped_images": len(ds.skipped_files),
         "complexity": complexity.count(spec, input_shape, ds.num_classes).to_dict(),
         "epochs": config.epochs,
         "resumed_from_epoch": initial_epoch,

@@ -334,3 +334,38 @@ def test_bad_arguments_raise_value_error_naming_argument(kwargs, arg):
 def test_bad_name_type():
     with pytest.raises(ValueError, match="`name`"):
         data.load(None)
+
+
+def add_corrupt_images(root):
+    """A truncated JPEG, random bytes named .png and a zero-byte file -> their relative paths."""
+    good = root / "kiwi" / "good.jpg"
+    write_image(str(good), np.full((12, 12, 3), 80, np.uint8))
+    jpeg = good.read_bytes()
+    good.unlink()
+    (root / "apple" / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (root / "kiwi" / "noise.png").write_bytes(np.random.default_rng(0).bytes(300))
+    (root / "plum" / "empty.jpeg").write_bytes(b"")
+    return [
+        os.path.join("apple", "truncated.jpg"),
+        os.path.join("kiwi", "noise.png"),
+        os.path.join("plum", "empty.jpeg"),
+    ]
+
+
+def test_image_folder_skips_unreadable_images_naming_each(image_folder, capsys):
+    bad = add_corrupt_images(image_folder)
+    ds = data.load(image_folder, image_size=16, batch_size=4)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: skipping 3 of 18 image files"), lines
+    assert all(name in lines[0] for name in bad)
+    assert sorted(ds.skipped_files) == sorted(bad) and sum(ds.num_examples.values()) == 15
+    for split in ("train", "validation", "test"):  # no decode error left in any split
+        x, _ = collect(getattr(ds, split))
+        assert x.shape[1:] == (16, 16, 3)
+
+
+def test_image_folder_strict_images_refuses_naming_them(image_folder):
+    bad = add_corrupt_images(image_folder)
+    with pytest.raises(ValueError, match="3 of 18 image files") as info:
+        data.load(image_folder, image_size=16, strict_images=True)
+    assert all(name in str(info.value) for name in bad) and "--strict-images" in str(info.value)

@@ -554,3 +554,26 @@ def test_run_files_are_replaced_atomically(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_folder.write_text(str(tmp_path / "report.md"), "new")
     assert (tmp_path / "report.md").read_text() == "old"
+
+
+@pytest.mark.slow  # ~30 s on 2 cores: two runs of the command (tests/test_data.py covers the loader fast)
+def test_corrupt_image_in_a_folder_is_skipped_and_named_or_refused(tmp_path, tiny_spec):
+    import tensorflow as tf
+
+    root = tmp_path / "shapes"
+    for label, value in (("dark", 30), ("light", 220)):
+        (root / label).mkdir(parents=True)
+        for i in range(6):
+            image = np.full((16, 16, 3), value + i, np.uint8)
+            tf.io.write_file(str(root / label / f"{i}.png"), tf.io.encode_png(image))
+    (root / "light" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(50))  # a JPEG header, then nothing
+    out = tmp_path / "run"
+    args = ("train", "--model", tiny_spec, "--dataset", str(root), "--image-size", "16", "--epochs", "1", "--quiet")
+    strict = run_cli(*args, "--out", str(tmp_path / "strict"), "--strict-images")
+    _assert_one_error_line(strict, "broken.jpg", "1 of 13 image files")
+    result = run_cli(*args, "--out", str(out))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "broken.jpg" in warnings[0] and "1 of 13" in warnings[0], result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["skipped_images"] == 1 and sum(summary["num_examples"].values()) == 12
