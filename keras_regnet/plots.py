@@ -115,7 +115,7 @@ def space_colors(names):
 
 
 def _label(name, errors: np.ndarray) -> str:
-    return f"{name} (n={errors.size}, min={errors.min():.3g}, mean={errors.mean():.3g})"
+    return f"{name} (n={errors.size}, min {errors.min():.3g}, median {np.median(errors):.3g})"
 
 
 def _errors_and_complexity(errors_by_space, complexity_by_space):
@@ -196,7 +196,7 @@ def plot_edfs(
     errs, comps = _errors_and_complexity(errors_by_space, complexity_by_space)
     crange = _common_range(comps)
     colors = space_colors(list(errs))
-    fig = _new_figure((6.4, 4.6 + 0.2 * math.ceil(len(errs) / 2)))
+    fig = _new_figure((8.2, 4.6 + 0.2 * math.ceil(len(errs) / 2)))
     ax = fig.add_subplot()
     for name, e in errs.items():
         _draw_edf(
@@ -211,7 +211,7 @@ def plot_edfs(
             color=colors[name],
         )
     _style_edf_axis(ax, comps is not None, xlabel, xlim)
-    ax.set_title(_wrap(title, 6.0, 10))
+    ax.set_title(_wrap(title, 7.8, 10))
     fig.legend(loc="outside lower center", ncols=2 if len(errs) > 1 else 1)
     return _save(fig, path, dpi)
 
@@ -310,6 +310,13 @@ def _flops_formatter(hi):
     return FuncFormatter(lambda x, _pos=None: f"{x / scale:.4g}{unit}")
 
 
+def _padded(lo, hi, log):
+    if log:
+        return lo / 1.08, hi * 1.08
+    pad = 0.04 * ((hi - lo) or hi)
+    return lo - pad, hi + pad
+
+
 def _flops_axis(ax, lo, hi):
     """Readable complexity ticks: plain ticks in M/G when the range spans under a decade, else log."""
     from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
@@ -372,7 +379,7 @@ def plot_error_vs_flops(
     _check_mapping(flops_by_space, "flops_by_space")
     errs, flops = _errors_and_complexity(errors_by_space, flops_by_space)
     colors = space_colors(list(errs))
-    fig = _new_figure((6.8, 4.8 + 0.2 * math.ceil(len(errs) / 2)))
+    fig = _new_figure((8.2, 4.8 + 0.2 * math.ceil(len(errs) / 2)))
     ax = fig.add_subplot()
     top = _failed_limits(ax, np.concatenate(list(errs.values())), fail_above)
     for name, e in errs.items():
@@ -383,9 +390,10 @@ def plot_error_vs_flops(
     ax.set_ylabel(ylabel)
     if top is not None:
         title = f"{title} (x on the top edge: failed, error > {fail_above:g})"
-    ax.set_title(_wrap(title, 6.4, 10))
+    ax.set_title(_wrap(title, 7.8, 10))
     ax.grid(True, which="major", alpha=0.3)
     fig.legend(loc="outside lower center", ncols=2 if len(errs) > 1 else 1, markerscale=1.5)
+    ax.set_xlim(*_padded(lo, hi, ax.get_xscale() == "log"))
     return _save(fig, path, dpi)
 
 
@@ -472,7 +480,7 @@ def plot_error_vs_params(
         The :class:`pathlib.Path` written.
     """
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     _check_mapping(rows_by_space, "rows_by_space")
     bins = check_int("`bins`", bins, 1)
@@ -519,14 +527,12 @@ def plot_error_vs_params(
         if key.startswith(("width", "group_width", "w_0", "w_a")) and pooled[:, 0].min() > 0:
             if pooled[:, 0].max() >= 4 * pooled[:, 0].min():
                 ax.set_xscale("log", base=2)
-                ax.xaxis.set_major_formatter(ScalarFormatter())
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos=None: f"{x:g}"))
         ax.set_xlabel(_param_label(key))
         ax.grid(True, alpha=0.3)
-    for i, ax in enumerate(axes):
-        if i >= len(panels):
-            ax.set_visible(False)
-        elif i % ncols == 0:
-            ax.set_ylabel(error_key.replace("_", " "))
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    fig.supylabel(error_key.replace("_", " "), fontsize=10)
     handles = [Line2D([], [], linestyle="", marker="o", color=colors[n], label=f"{n} (n={len(rows[n])})") for n in rows]
     trend = "median per bin" if fail_above is None else f"median per bin (error <= {fail_above:g})"
     handles.append(Line2D([], [], color="black", marker="o", markersize=3, label=trend))

@@ -520,8 +520,9 @@ def render_report(summary):
         "",
         f"Two-sample Kolmogorov-Smirnov test on the raw errors (significance level {summary['alpha']}). "
         "Median diff = median(b) - median(a) (negative: b has lower errors); EDF area = the area between the "
-        "EDFs, F_b - F_a, over the pooled errors (positive: b has lower errors; it equals mean(a) - mean(b)); "
-        "both with percentile-bootstrap 95% intervals (each space resampled independently): an interval that "
+        "EDFs, F_b - F_a, over the pooled errors (positive: b has lower errors; it equals mean(a) - mean(b), "
+        "so failed trainings weigh in with their full error and widen it); both with percentile-bootstrap 95% "
+        "intervals (each space resampled independently): an interval that "
         "spans 0 leaves the sign open. 'Lower errors' is the space whose EDF lies above at the largest gap; "
         "normalized D is the largest gap between the complexity-normalized EDFs.",
         "",

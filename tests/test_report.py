@@ -81,6 +81,12 @@ def proxy_from(trials, rho_high=True, short_epochs=5, epochs=20):
     return report.proxy_summary(proxy_rows, short_epochs, epochs)
 
 
+@pytest.fixture
+def no_figures(monkeypatch):
+    """write_report without drawing (the figures have their own tests): keeps the text tests fast."""
+    monkeypatch.setattr(report, "make_figures", lambda *args, **kwargs: {})
+
+
 # --------------------------------------------------------------------------- effect sizes and intervals
 
 
@@ -146,7 +152,7 @@ def test_comparisons_carry_intervals_and_the_end_to_end_pair():
 # --------------------------------------------------------------------------- failed trainings
 
 
-def test_failed_share_counts_errors_above_the_threshold(tmp_path):
+def test_failed_share_counts_errors_above_the_threshold(tmp_path, no_figures):
     errs = {"AnyNetX_A": [0.1, 0.25, 0.3, 0.2], "RegNet": [0.1, 0.12, 0.15, 0.9]}
     flops = {k: [1e6, 1.2e6, 1.4e6, 1.6e6] for k in errs}
     s = report.summarize(errs, flops, fail_above=0.2, n_boot=50)
@@ -182,6 +188,15 @@ def test_seed_check_summary_on_synthetic_pairs():
     assert noisy["spearman"] < 0.7 and noisy["seed_sd"] > noisy["between_sd"] / 2
     can_rank, warning = report.rank_check(noisy, proxy_from(trials))
     assert can_rank is False and warning.startswith("unreliable: errors cannot rank networks (seed rho 0.")
+    ok = {"spearman": 0.9, "k": 5}
+    assert report.rank_check({"spearman": 0.69, "k": 10}, ok) == (
+        False,
+        "unreliable: errors cannot rank networks (seed rho 0.69 (k=10) < 0.7)",
+    )
+    assert report.rank_check({"spearman": report.RANK_THRESHOLD, "k": 10}, ok) == (True, None)
+    assert "proxy rho undefined" in report.rank_check(ok, {"spearman": math.nan, "k": 3})[1]
+    assert report.rank_check(None, ok)[0] is None and report.rank_check(None, None)[0] is None
+    assert report.rank_check({"spearman": 0.2, "k": 4}, None)[0] is False  # one failed check is enough
     with pytest.raises(ValueError, match="error_seed2"):
         report.seed_check_summary([{"error": 0.1}])
     with pytest.raises(ValueError, match="empty"):
@@ -192,7 +207,7 @@ def test_seed_check_summary_on_synthetic_pairs():
     "noise, proxy_high, can_rank",
     [(0.1, True, False), (0.001, False, False), (0.001, True, True), (0.001, None, None)],
 )
-def test_rank_warning_in_report_and_summary(tmp_path, noise, proxy_high, can_rank):
+def test_rank_warning_in_report_and_summary(tmp_path, no_figures, noise, proxy_high, can_rank):
     trials = synthetic_trials(fail_every=100)
     seed = report.seed_check_summary(pairs_from(trials, noise=noise))
     proxy = None if proxy_high is None else proxy_from(trials, rho_high=proxy_high)
@@ -221,7 +236,7 @@ def test_rank_warning_in_report_and_summary(tmp_path, noise, proxy_high, can_ran
         assert "Proxy check: not run" in text and all("unchecked" in line for line in rows)
 
 
-def test_verdict_lines_carry_the_small_sample_caveat(tmp_path):
+def test_verdict_lines_carry_the_small_sample_caveat(tmp_path, no_figures):
     trials = {k: v[:3] for k, v in synthetic_trials(fail_every=100).items() if k in ("AnyNetX_E", "RegNet")}
     summary = report.write_report(str(tmp_path), trials, dict(SETTINGS, spaces=list(trials)))
     (line,) = report.verdict_lines(summary)
@@ -233,7 +248,7 @@ def test_verdict_lines_carry_the_small_sample_caveat(tmp_path):
     assert f"[{md['low']:+.4f}, {md['high']:+.4f}]" in line
 
 
-def test_one_epoch_is_singular(tmp_path):
+def test_one_epoch_is_singular(tmp_path, no_figures):
     trials = synthetic_trials(fail_every=100)
     proxy = proxy_from(trials, short_epochs=1, epochs=4)
     report.write_report(str(tmp_path), trials, dict(SETTINGS, epochs=1), proxy=proxy)
