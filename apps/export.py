@@ -38,6 +38,13 @@ def load_keras_model(path):
         raise ValueError(f"--model {path!r}: not a file")
     if not path.endswith(".keras"):
         raise ValueError(f"--model {path!r}: expected a .keras file (saved with model.save('name.keras'))")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"--model {path!r} is not a Keras zip archive: a .keras file is the zip that "
+            "model.save('name.keras') writes (this one holds something else, or was cut short)"
+        )
     import keras  # `import keras_regnet` registered the package's layers for this
 
     try:

@@ -12,6 +12,12 @@ def add_arguments(parser):
     parser.add_argument("--flops", default=None, help="flop window LO:HI at the trained input size, e.g. 1M:20M")
     parser.add_argument("--params", default=None, help="parameter window LO:HI, e.g. 10k:2M")
     parser.add_argument(
+        "--max-tries",
+        type=int,
+        default=None,
+        help="draws outside the --flops/--params window allowed in a row before giving up (default: the space's)",
+    )
+    parser.add_argument(
         "--depth",
         default=None,
         help="depth range LO:HI (AnyNetX: blocks per stage, default 1:16; RegNet: total, 12:28)",
@@ -29,6 +35,10 @@ def space_from_args(args):
         overrides["params"] = flags.parse_window(args.params, "--params")
     if args.depth:
         overrides["depth"] = flags.parse_int_range(args.depth, "--depth")
+    if args.max_tries is not None:
+        if args.max_tries < 1:
+            raise ValueError(f"--max-tries must be >= 1, got {args.max_tries}")
+        overrides["max_tries"] = args.max_tries
     return design_spaces.get(args.space, **overrides)
 
 
@@ -38,7 +48,11 @@ def run(args):
         if getattr(args, field) is not None:
             settings[field] = getattr(args, field)
     config = search.SearchConfig(**settings)
-    records = search.run_search(space_from_args(args), config)
+    try:
+        records = search.run_search(space_from_args(args), config)
+    except ValueError as error:  # the sampler's words name its argument; name the flag
+        message = str(error).replace("raise max_tries", "raise --max-tries").replace("(max_tries=", "(--max-tries ")
+        raise ValueError(message) from None
     if config.distributed == "worker":
         return 0
     done = [r for r in records if search.val_error(r) is not None]

@@ -78,6 +78,12 @@ def add_arguments(parser):
         default=None,
         help="an image folder's unreadable files stop the run (default: skipped, with a warning naming each)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="retrain a run that --out holds finished (default: say it is complete and stop)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -100,6 +106,7 @@ _FIELDS = (
     "seed",
     "out",
     "strict_images",
+    "overwrite",
 )
 
 
@@ -111,7 +118,13 @@ def config_from_args(args):
         kwargs["verbose"] = 0
     elif not sys.stdout.isatty():  # a log file: one line per epoch, no progress-bar redraws
         kwargs["verbose"] = 2
-    return TrainConfig(**kwargs)
+    try:
+        return TrainConfig(**kwargs)
+    except (ValueError, TypeError) as error:  # name the flag the user typed, not the field
+        message = str(error)
+        for field in _FIELDS:
+            message = message.replace(f"TrainConfig.{field}", "--" + field.replace("_", "-"))
+        raise type(error)(message) from None
 
 
 def run(args):

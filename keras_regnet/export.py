@@ -124,7 +124,7 @@ def _check_arguments(path, version, input_dtype, logits, overwrite, verify):
     if os.path.isdir(version_dir) and os.listdir(version_dir) and not overwrite:
         raise ValueError(
             f"path already holds version {version} ({version_dir!r} is not "
-            "empty); choose another version or pass overwrite=True"
+            "empty); choose another version (--version) or replace it (--overwrite, overwrite=True)"
         )
     return version_dir
 

@@ -118,7 +118,7 @@ class AnyNetSpec:
         _check_stride("stem_stride", self.stem_stride)
         if isinstance(self.stages, (StageSpec, str, bytes)) or not hasattr(self.stages, "__iter__"):
             raise TypeError("stages must be a sequence of StageSpec (or of tuples/dicts)")
-        stages = tuple(_as_stage(s) for s in itertools.islice(self.stages, MAX_STAGES + 1))
+        stages = tuple(_as_stage(s, i) for i, s in enumerate(itertools.islice(self.stages, MAX_STAGES + 1)))
         if not stages:
             raise ValueError("stages must hold at least one stage")
         if len(stages) > MAX_STAGES:
@@ -212,12 +212,30 @@ class AnyNetSpec:
         return f"[{self.block}] " + " | ".join(parts)
 
 
-def _as_stage(stage):
+_STAGE_FIELDS = tuple(field.name for field in dataclasses.fields(StageSpec))
+_STAGE_REQUIRED = 3  # depth, width, group_width
+
+
+def _as_stage(stage, index=0):
+    takes = f"a stage takes ({', '.join(_STAGE_FIELDS)}), the first {_STAGE_REQUIRED} required"
     if isinstance(stage, StageSpec):
         return stage
     if isinstance(stage, dict):
+        unknown = [key for key in stage if key not in _STAGE_FIELDS]
+        if unknown:
+            raise ValueError(f"stage {index} has the unknown field {unknown[0]!r}: {takes}")
+        missing = [key for key in _STAGE_FIELDS[:_STAGE_REQUIRED] if key not in stage]
+        if missing:
+            raise ValueError(f"stage {index} lacks {', '.join(missing)}: {takes}")
         return StageSpec(**stage)
     if isinstance(stage, (tuple, list)):
+        if len(stage) > len(_STAGE_FIELDS):
+            raise ValueError(
+                f"stage {index} has {len(stage)} fields {list(stage)!r}: {takes}; "
+                f"field {len(_STAGE_FIELDS) + 1} ({stage[len(_STAGE_FIELDS)]!r}) is not one of them"
+            )
+        if len(stage) < _STAGE_REQUIRED:
+            raise ValueError(f"stage {index} has {len(stage)} fields {list(stage)!r}: {takes}")
         return StageSpec(*stage)
     raise TypeError(f"a stage must be a StageSpec, tuple or dict, got {type(stage).__name__}")
 

@@ -113,6 +113,8 @@ class TrainConfig:
         out: output folder; None means ``runs/<model>-<dataset>``.
         verbose: Keras fit verbosity: 0 silent, 1 progress bar, 2 one line
             per epoch.
+        overwrite: retrain a run that `out` holds finished (False: say it is
+            complete and return its summary).
         strict_images: an image folder's unreadable files stop the run
             (True) or are skipped with a warning naming them (False, the
             default; ``summary.json`` counts them in ``skipped_images``).
@@ -137,6 +139,7 @@ class TrainConfig:
     out: str | None = None
     verbose: int = 1
     strict_images: bool = False
+    overwrite: bool = False
 
     def __post_init__(self):
         for name in ("model", "dataset"):
@@ -169,6 +172,7 @@ class TrainConfig:
         check_int("TrainConfig.seed", self.seed, 0)
         check_int("TrainConfig.verbose", self.verbose, 0, 2)
         check_bool("TrainConfig.strict_images", self.strict_images)
+        check_bool("TrainConfig.overwrite", self.overwrite)
         if self.out is None:
             self.out = os.path.join("runs", f"{_safe_name(self.model)}-{_safe_name(self.dataset)}")
 
@@ -362,6 +366,37 @@ def claim_out_dir(out, name, spec, config):
         what="a run",
         record=False,
     )
+
+
+_NOT_SETTINGS = ("out", "verbose", "overwrite", "strict_images")  # config fields that do not change the result
+
+
+def finished_run(out, config):
+    """The summary of the finished run `out` holds with `config`'s settings, or None.
+
+    Raises ValueError when `out` holds a finished run with other settings
+    (retraining it needs `overwrite`)."""
+    path = os.path.join(out, SUMMARY_FILE)
+    if config.overwrite or not os.path.isfile(path) or os.path.isdir(os.path.join(out, BACKUP_DIR)):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            summary = json.load(f)
+        before = summary["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # an unreadable summary: the run is redone
+    now = config.to_dict()
+    changed = [
+        f"--{key.replace('_', '-')} {before.get(key)!r} -> {now[key]!r}"
+        for key in now
+        if key not in _NOT_SETTINGS and before.get(key, now[key]) != now[key]
+    ]
+    if changed:
+        raise ValueError(
+            f"--out {out!r} holds a finished run with other settings ({', '.join(changed)}): "
+            "pass --overwrite to retrain it there, or choose another --out."
+        )
+    return summary
 
 
 def _read_history(path):
@@ -558,6 +593,14 @@ def train(config):
     task_type, task_id, chief = distribute.task_of(strategy)
     out = config.out if chief else os.path.join(config.out, f"{task_type}-{task_id}")
     claim_out_dir(out, name, spec, config)
+    done = finished_run(out, config)
+    if done is not None:
+        print(
+            f"{out} holds this run, complete ({done.get('epochs')} epochs, summary.json): nothing to do; "
+            "--overwrite retrains it.",
+            flush=True,
+        )
+        return done
 
     import keras
     import tensorflow as tf
@@ -582,6 +625,13 @@ def train(config):
         strict_images=config.strict_images,
     )
     input_shape = tuple(ds.input_shape)
+    if config.batch_size > ds.num_examples["train"]:
+        print(
+            f"warning: the batch size {config.batch_size} (--batch-size) exceeds the {ds.num_examples['train']} "
+            f"training images: every epoch is one step over all of them ({config.epochs} steps in all), "
+            "too few for the learning-rate schedule to train well; use a smaller --batch-size",
+            flush=True,
+        )
     _check_image_size(
         min(input_shape[:2]), spec, name, f"the image size of {config.dataset!r} ({input_shape[0]}x{input_shape[1]})"
     )

@@ -48,3 +48,29 @@ def test_summary_of_bad_spec_files_is_one_line_naming_the_file(tmp_path):
         assert result.returncode == 2, (name, result.stderr[-2000:])
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and name in lines[0] and "Traceback" not in result.stderr, (name, lines)
+
+
+def test_train_messages_name_the_flag_typed(capsys):
+    from apps import cli
+
+    for flag, value in (("--image-size", "0"), ("--epochs", "-1"), ("--batch-size", "0")):
+        assert cli.main(["train", flag, value]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("keras-regnet train: error: ") and flag in err and "TrainConfig" not in err, err
+
+
+def test_export_of_a_keras_file_that_is_not_a_zip_says_so(tmp_path, capsys):
+    from apps import cli
+
+    fake = tmp_path / "model.keras"
+    fake.write_text("just text")
+    assert cli.main(["export", "--model", str(fake), "--out", str(tmp_path / "exported")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a Keras zip archive" in err and str(fake) in err, err
+
+
+def test_search_outside_any_window_suggests_a_real_flag():
+    result = run_cli("search", "--flops", "1G:2G", "--max-tries", "5", "--max-trials", "1", "--epochs", "1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert "raise --max-tries" in line and "(--max-tries 5)" in line and "max_tries" not in line, line

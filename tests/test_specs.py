@@ -201,3 +201,15 @@ def test_complexity_ceiling_and_input_size_agree_with_the_builder():
     assert complexity.check_buildable(spec, (None, None, 3), 0).params == complexity.count(spec, (8, 8, 3), 0).params
     with pytest.raises(ValueError, match="depend on the height and width"):
         complexity.count(spec, (None, None, 3), 0)
+
+
+def test_a_stage_with_too_many_or_unknown_fields_names_the_stage_fields_and_the_odd_one():
+    fields = "(depth, width, group_width, bottleneck_ratio, stride, se_ratio)"
+    with pytest.raises(ValueError) as info:
+        AnyNetSpec(8, [(1, 16, 8), (1, 32, 8, 1, 2, None, 0.5, 9)])
+    message = str(info.value)
+    assert message.startswith("stage 1 has 8 fields") and fields in message and "field 7 (0.5)" in message
+    with pytest.raises(ValueError, match=r"stage 0 has the unknown field 'groups'.*group_width"):
+        AnyNetSpec(8, [{"depth": 1, "width": 16, "groups": 8}])
+    with pytest.raises(ValueError, match=r"stage 0 lacks group_width"):
+        AnyNetSpec(8, [{"depth": 1, "width": 16}])

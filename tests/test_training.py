@@ -577,3 +577,24 @@ def test_corrupt_image_in_a_folder_is_skipped_and_named_or_refused(tmp_path, tin
     assert len(warnings) == 1 and "broken.jpg" in warnings[0] and "1 of 13" in warnings[0], result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["skipped_images"] == 1 and sum(summary["num_examples"].values()) == 12
+
+
+def test_finished_run_is_not_retrained_and_a_batch_over_the_train_set_warns(tmp_path, tiny_spec, capsys):
+    from keras_regnet import training
+
+    out = tmp_path / "run"
+    settings = dict(model=tiny_spec, image_size=16, epochs=1, batch_size=5000, augment=False, out=str(out), verbose=0)
+    first = training.train(TrainConfig(**settings))
+    printed = capsys.readouterr().out
+    assert "the batch size 5000 (--batch-size) exceeds the 1349 training images" in printed, printed
+    stamp = (out / "model.keras").stat().st_mtime_ns
+
+    again = training.train(TrainConfig(**settings))
+    printed = capsys.readouterr().out
+    assert "complete" in printed and "--overwrite" in printed, printed
+    assert again == first and (out / "model.keras").stat().st_mtime_ns == stamp  # nothing retrained
+
+    with pytest.raises(ValueError, match=r"other settings \(--epochs 1 -> 2\).*--overwrite"):
+        training.train(TrainConfig(**{**settings, "epochs": 2}))
+    redone = training.train(TrainConfig(**{**settings, "epochs": 2, "overwrite": True}))
+    assert redone["epochs"] == 2 and [int(r["epoch"]) for r in read_history(out)] == [0, 1]
