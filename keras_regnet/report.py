@@ -216,8 +216,6 @@ def _paired_errors(rows, first, second, name):
     if isinstance(rows, (str, bytes, dict)) or not hasattr(rows, "__iter__"):
         raise TypeError(f"{name} must be a list of dicts, got {type(rows).__name__}")
     rows = list(rows)
-    if not rows:
-        raise ValueError(f"{name} must not be empty")
     out = ([], [])
     for i, r in enumerate(rows):
         if not isinstance(r, dict):
@@ -252,11 +250,12 @@ def seed_check_summary(rows):
     sqrt(mean((error - error_seed2)^2) / 2), one training's seed noise, and
     ``between_sd``, the SD (ddof=1) over the k networks of their two-seed
     mean error: errors rank networks only when between_sd is well above
-    seed_sd (and rho near 1).
+    seed_sd (and rho near 1). No rows (every second training failed) or
+    one row gives NaN statistics, which `rank_check` counts as a failed check.
     """
     rows, a, b = _paired_errors(rows, "error", "error_seed2", "rows")
     rho, p = _spearman(a, b)
-    seed_sd = float(math.sqrt(np.mean((a - b) ** 2) / 2))
+    seed_sd = float(math.sqrt(np.mean((a - b) ** 2) / 2)) if a.size else math.nan
     between_sd = float(np.std((a + b) / 2, ddof=1)) if a.size >= 2 else math.nan
     return {"k": len(rows), "spearman": rho, "p": p, "seed_sd": seed_sd, "between_sd": between_sd, "rows": rows}
 
@@ -345,7 +344,7 @@ def make_figures(out, trials, stats, proxy=None, best=3, seed_check=None):
         title=f"Per-block widths of the {len(top)} best models, with the RegNet fit",
         w_0_range=(8, w0_high),
     )
-    if seed_check:
+    if seed_check and seed_check["rows"]:
         rows = seed_check["rows"]
         paths["seed"] = plots.plot_rank_agreement(
             [float(r["error"]) for r in rows],
@@ -358,7 +357,7 @@ def make_figures(out, trials, stats, proxy=None, best=3, seed_check=None):
             groups=[r.get("space", "") for r in rows],
             identity=True,
         )
-    if proxy:
+    if proxy and proxy["rows"]:
         rows = proxy["rows"]
         paths["proxy"] = plots.plot_rank_agreement(
             [float(r["short_error"]) for r in rows],
@@ -433,12 +432,12 @@ def _rank_section(summary):
         )
     lines = ["## Can these errors rank networks?", "", answer, ""]
     if seed:
-        ratio = seed["between_sd"] / seed["seed_sd"] if seed["seed_sd"] > 0 else math.inf
+        ratio = seed["between_sd"] / seed["seed_sd"] if seed["seed_sd"] > 0 else math.nan
         lines.append(
             f"- Seed check: {seed['k']} networks trained again with a second seed; Spearman rho between the two "
             f"errors = {seed['spearman']:.3f} (p = {seed['p']:.3g}, k = {seed['k']}). One training's seed noise "
             f"SD = {seed['seed_sd']:.4f} vs SD between networks (two-seed means) = {seed['between_sd']:.4f} "
-            f"({ratio:.1f}x)."
+            + (f"({ratio:.1f}x)." if math.isfinite(ratio) else "(no ratio).")
         )
     else:
         lines.append("- Seed check: not run.")

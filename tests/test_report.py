@@ -199,8 +199,14 @@ def test_seed_check_summary_on_synthetic_pairs():
     assert report.rank_check({"spearman": 0.2, "k": 4}, None)[0] is False  # one failed check is enough
     with pytest.raises(ValueError, match="error_seed2"):
         report.seed_check_summary([{"error": 0.1}])
-    with pytest.raises(ValueError, match="empty"):
-        report.seed_check_summary([])
+    with pytest.raises(TypeError, match="rows"):
+        report.seed_check_summary("error")
+    empty = report.seed_check_summary([])  # every second-seed training failed: the check fails, not the study
+    assert empty["k"] == 0 and math.isnan(empty["spearman"]) and math.isnan(empty["seed_sd"])
+    assert report.rank_check(empty, ok) == (
+        False,
+        "unreliable: errors cannot rank networks (seed rho undefined (k=0, constant errors or too few networks) < 0.7)",
+    )
 
 
 @pytest.mark.parametrize(
