@@ -8,7 +8,6 @@ line, without a traceback.
 
 import argparse
 import importlib
-import os
 import sys
 
 SUBCOMMANDS = {
@@ -37,9 +36,11 @@ def build_parser():
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from keras_regnet import startup
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    startup.quiet_tensorflow()  # after --help / usage errors, which need no TensorFlow
     try:
         return int(args._module.run(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:

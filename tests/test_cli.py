@@ -74,3 +74,13 @@ def test_search_outside_any_window_suggests_a_real_flag():
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     line = result.stderr.strip().splitlines()[-1]
     assert "raise --max-tries" in line and "(--max-tries 5)" in line and "max_tries" not in line, line
+
+
+def test_cpu_commands_print_no_tensorflow_start_up_noise():
+    from keras_regnet import startup
+
+    result = run_cli("summary", "RegNetX32", env={"TF_CPP_MIN_LOG_LEVEL": ""})
+    assert result.returncode == 0, result.stderr
+    assert "absl::InitializeLog" not in result.stderr and "oneDNN" not in result.stderr, result.stderr
+    if not startup.has_nvidia_driver():
+        assert result.stderr == "", result.stderr  # above all no "CUDA error" line
