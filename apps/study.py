@@ -19,10 +19,25 @@ def add_arguments(parser):
     parser.add_argument(
         "--proxy-check",
         type=int,
-        default=0,
+        default=study.PROXY_CHECK,
         metavar="K",
         help=f"retrain K sampled models for {study.PROXY_FACTOR}x the epochs and report the "
-        "Spearman rank correlation of short and long errors (0: off)",
+        "Spearman rank correlation of short and long errors (0: off; default %(default)s)",
+    )
+    parser.add_argument(
+        "--seed-check",
+        type=int,
+        default=study.SEED_CHECK,
+        metavar="K",
+        help="retrain K sampled models with a second seed and report the seed-to-seed Spearman and the "
+        "seed SD against the between-network SD (0: off; default %(default)s)",
+    )
+    parser.add_argument(
+        "--fail-above",
+        type=float,
+        default=study.FAIL_ABOVE,
+        metavar="ERROR",
+        help="a training whose final validation error is above this counts as failed (default %(default)s)",
     )
     flags.add_search_arguments(parser, study.STUDY_CONFIG, port_help="; space i uses --oracle-port + i")
 
@@ -34,13 +49,12 @@ def run(args):
         samples=args.samples,
         flops=flags.parse_window(args.flops, "--flops"),
         proxy_check=args.proxy_check,
+        seed_check=args.seed_check,
+        fail_above=args.fail_above,
         **flags.search_settings(args),
     )
     if summary is None:
         return 0
-    for c in summary["comparisons"]:
-        print(f"{c['a']} vs {c['b']}: KS D={c['ks_d']:.3f} p={c['ks_p']:.3g} -> {c['verdict']}")
-    if summary.get("proxy_check"):
-        p = summary["proxy_check"]
-        print(f"proxy check: Spearman rho={p['spearman']:.3f} (p={p['p']:.3g}, k={p['k']})")
+    for line in report.verdict_lines(summary):
+        print(line)
     return 0

@@ -28,6 +28,7 @@ from keras_regnet.validation import check_bool, check_choice, check_int, check_n
 
 TUNERS = ("random", "hyperband", "bayesian")
 DISTRIBUTED_ROLES = ("chief", "worker")
+SCORE_SPLITS = ("validation", "validation+test")
 SEARCH_FILE = "search.json"
 TRIALS_FILE = "trials.csv"
 
@@ -41,7 +42,11 @@ class SearchConfig:
             or ``"bayesian"``.
         max_trials: networks to try, >= 1.
         epochs: epochs per trial (Hyperband: the maximum), >= 1.
-        dataset, data_dir, image_size: the data (see `keras_regnet.data.load`).
+        dataset, data_dir, image_size, validation_fraction: the data (see
+            `keras_regnet.data.load`).
+        score_split: what a trial's error is measured on: ``"validation"``, or
+            ``"validation+test"`` (every image it does not train on: a study
+            needs no test set, and more scored images make errors less noisy).
         batch_size: >= 1.
         lr: peak learning rate; None keeps the training recipe's.
         seed: seeds the sampler, the data split and each trial's weights.
@@ -60,6 +65,8 @@ class SearchConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     image_size: int | None = None
+    validation_fraction: float = 0.1
+    score_split: str = "validation"
     batch_size: int = 128
     lr: float | None = None
     seed: int = 0
@@ -78,6 +85,8 @@ class SearchConfig:
         check_int("SearchConfig.batch_size", self.batch_size, 1)
         if self.image_size is not None:
             check_int("SearchConfig.image_size", self.image_size, 8)
+        check_number("SearchConfig.validation_fraction", self.validation_fraction, 0, 0.5, min_open=True, max_open=True)
+        check_choice("SearchConfig.score_split", self.score_split, SCORE_SPLITS)
         if self.lr is not None:
             check_number("SearchConfig.lr", self.lr, 0, min_open=True)
         check_int("SearchConfig.seed", self.seed, 0)
@@ -106,7 +115,12 @@ class SearchConfig:
         from keras_regnet import data as data_lib
 
         return data_lib.load(
-            self.dataset, image_size=self.image_size, batch_size=self.batch_size, data_dir=self.data_dir, seed=self.seed
+            self.dataset,
+            image_size=self.image_size,
+            batch_size=self.batch_size,
+            data_dir=self.data_dir,
+            validation_fraction=self.validation_fraction,
+            seed=self.seed,
         )
 
 
@@ -261,6 +275,8 @@ def worker_setup(config):
         batch_size=config.batch_size,
         seed=config.seed,
         train_config=config.train_config().to_dict(),
+        validation_fraction=config.validation_fraction,
+        score_split=config.score_split,
         threads=threads,
     )
 

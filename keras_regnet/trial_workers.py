@@ -84,6 +84,9 @@ class WorkerSetup:
     batch_size: int
     seed: int
     train_config: dict
+    validation_fraction: float = 0.1
+    score_split: str = "validation"
+    final_validation_only: bool = False
     threads: int = 1
     memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB
     trials_per_worker: int = DEFAULT_TRIALS_PER_WORKER
@@ -98,10 +101,37 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def _trial_seed(seed, trial_id):
+def trial_seed(seed, trial_id, replicate=0):
+    """The seed of one training: the run's seed, the trial, and which repeat of it (0: the trial itself).
+
+    It seeds the weights and the data order, so a trial trains the same way
+    whichever worker runs it and whatever that worker ran before.
+    """
     digits = str(trial_id)
     number = int(digits) if digits.isdigit() else zlib.crc32(digits.encode())
-    return (int(seed) * 1_000_003 + number) % (2**31 - 1)
+    return (int(seed) * 1_000_003 + number + int(replicate) * 7_919) % (2**31 - 1)
+
+
+def load_data(setup, seed):
+    """The setup's dataset, its train order shuffled by `seed`; (train, scored split, Dataset).
+
+    Loaded per training (digits: milliseconds), so no shuffle state carries
+    over from one training to the next. The scored split is the validation
+    split, or validation + test (``score_split="validation+test"``: a study
+    scores on every image it does not train on).
+    """
+    from keras_regnet import data as data_lib
+
+    ds = data_lib.load(
+        setup.dataset,
+        image_size=setup.image_size,
+        batch_size=setup.batch_size,
+        data_dir=setup.data_dir,
+        validation_fraction=setup.validation_fraction,
+        seed=seed,
+    )
+    scored = ds.validation if setup.score_split == "validation" else ds.validation.concatenate(ds.test)
+    return ds.train, scored, ds
 
 
 def _die_with_parent():
@@ -118,20 +148,14 @@ def _die_with_parent():
 def _worker_main(conn, setup):
     """A worker process: load the data once, then run trials until told to stop or full."""
     _die_with_parent()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from keras_regnet import startup
+
+    startup.quiet_tensorflow()  # no CUDA error or absl banner per worker on a CPU machine
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(setup.threads)
     tf.config.threading.set_inter_op_parallelism_threads(setup.threads)
-    from keras_regnet import data as data_lib
-
-    ds = data_lib.load(
-        setup.dataset,
-        image_size=setup.image_size,
-        batch_size=setup.batch_size,
-        data_dir=setup.data_dir,
-        seed=setup.seed,
-    )
+    load_data(setup, setup.seed)  # fails here (not per trial) when the data cannot be read
     conn.send(("ready", os.getpid()))
     done = 0
     while True:
@@ -141,7 +165,7 @@ def _worker_main(conn, setup):
             return
         if message is None:
             return
-        result = _run_trial(message, ds, setup)
+        result = _run_trial(message, setup)
         done += 1
         result["peak_rss_mb"] = _peak_rss_mb()
         result["recycle"] = result["peak_rss_mb"] > setup.memory_limit_mb or done >= setup.trials_per_worker
@@ -150,8 +174,13 @@ def _worker_main(conn, setup):
             return
 
 
-def _run_trial(task, ds, setup):
-    """Build, fit and report one trial; exceptions become a failed result, never a dead worker."""
+def _run_trial(task, setup):
+    """Build, fit and report one trial; exceptions become a failed result, never a dead worker.
+
+    The weights and the data order come from the task's seed alone (default:
+    `trial_seed` of the run's seed and the trial id); ``task["train_config"]``
+    replaces fields of the recipe (the proxy check's longer schedule).
+    """
     import keras
     import keras_tuner
     import numpy as np
@@ -163,14 +192,17 @@ def _run_trial(task, ds, setup):
     history = {}
     try:
         keras.backend.clear_session()
-        keras.utils.set_random_seed(_trial_seed(setup.seed, task["trial_id"]))
+        seed = task.get("seed", trial_seed(setup.seed, task["trial_id"]))
+        keras.utils.set_random_seed(seed)
+        train, scored, ds = load_data(setup, seed)
         space = design_spaces.get(**task["space"])
         hypermodel = DesignSpaceHyperModel(
             space,
             input_shape=ds.input_shape,
             classes=ds.num_classes,
-            train_config=training.TrainConfig(**setup.train_config),
+            train_config=training.TrainConfig(**{**setup.train_config, **task.get("train_config", {})}),
             steps_per_epoch=ds.steps_per_epoch,
+            zero_init_last=task.get("zero_init_last", True),
         )
         hp = keras_tuner.HyperParameters()
         hp.values = dict(task["values"])
@@ -180,11 +212,13 @@ def _run_trial(task, ds, setup):
         timer = training.epoch_timer(start)
         keeper = _best_weights_callback(timer)
         model.fit(
-            ds.train,
-            validation_data=ds.validation,
+            train,
+            validation_data=scored,
             epochs=task["epochs"],
             shuffle=False,
             initial_epoch=task.get("initial_epoch", 0),
+            # A study reads only the final epoch's error: validating the others is wasted time.
+            validation_freq=[task["epochs"]] if setup.final_validation_only else 1,
             verbose=0,
             callbacks=[timer, keeper],
         )
@@ -198,7 +232,8 @@ def _run_trial(task, ds, setup):
             model.set_weights(keeper.best_weights)
             training.save_model_atomically(model, task["save_path"])
         status, message = "COMPLETED", None
-        if not history or not np.isfinite(history.get("val_accuracy", [np.nan])[-1]):
+        final = history.get("val_accuracy", [None])[-1] if history else None
+        if final is None or not np.isfinite(final):
             status, message = "FAILED", "no finite val_accuracy (the loss diverged)"
     except keras_tuner.errors.FailedTrialError as error:
         status, message = "FAILED", f"{type(error).__name__}: {error}"
@@ -226,8 +261,11 @@ def _best_weights_callback(timer):
 
         def on_epoch_end(self, epoch, logs=None):
             logs = dict(logs or {}, seconds=timer.elapsed[-1])
-            for key, value in logs.items():
-                self.history.setdefault(key, []).append(float(value))
+            done = len(self.history.get("seconds", []))
+            for key, value in logs.items():  # None where an epoch had no such metric (no validation)
+                self.history.setdefault(key, [None] * done).append(float(value))
+            for values in self.history.values():
+                values.extend([None] * (done + 1 - len(values)))
             accuracy = logs.get("val_accuracy")
             if accuracy is not None and accuracy > self.best:
                 self.best = float(accuracy)
@@ -251,7 +289,7 @@ class _Worker:
     def __init__(self, setup, slot):
         self.slot = slot
         parent, child = socket.socketpair()
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+        env = dict(os.environ)  # the worker quiets TensorFlow itself (keras_regnet.startup)
         with child:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "keras_regnet.trial_workers", str(child.fileno())],
@@ -365,7 +403,7 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
         epochs = len(next(iter(history.values()), [])) if history else 0
         first = trial.hyperparameters.values.get("tuner/initial_epoch", 0) if search.hyperband else 0
         for epoch in range(epochs):
-            metrics = {k: v[epoch] for k, v in history.items()}
+            metrics = {k: v[epoch] for k, v in history.items() if v[epoch] is not None}
             search.oracle.update_trial(trial.trial_id, metrics, step=first + epoch)
         if status == "COMPLETED" and "val_accuracy" not in history:
             status, message = "FAILED", "the trial reported no val_accuracy"
@@ -456,6 +494,61 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
                     failed_starts = 0
                 worker.stop()
                 start(worker.slot)
+    finally:
+        for worker in pool.values():
+            worker.stop()
+
+
+def run_tasks(tasks, setup, *, workers, on_result, poll_seconds=1.0):
+    """Train plain tasks (no oracle) in `workers` processes: the study's seed and proxy checks.
+
+    Each task is a dict like `_task`'s (``trial_id``, ``values``, ``space``,
+    ``epochs``) plus its ``key``, ``seed`` and optional ``train_config``;
+    ``on_result(task, result)`` gets each result as it arrives (a worker that
+    dies costs its task one retry, then the task fails with the reason).
+    """
+    check_workers(workers)
+    queue = [dict(task, tries=0) for task in tasks]
+    pool = {slot: _Worker(setup, slot) for slot in range(min(workers, len(queue)))}
+    failed_starts = 0
+    try:
+        while queue or any(w.task is not None for w in pool.values()):
+            for worker in pool.values():
+                if worker.ready and worker.task is None and queue:
+                    worker.task = queue.pop(0)
+                    worker.conn.send(worker.task)
+            ready = multiprocessing.connection.wait([w.conn for w in pool.values()], timeout=poll_seconds)
+            for worker in [w for w in list(pool.values()) if w.conn in ready]:
+                exited = False
+                while not exited and _poll(worker.conn):
+                    message = _receive(worker.conn)
+                    if message is None:
+                        exited = True
+                    elif message[0] == "ready":
+                        worker.ready = True
+                    elif message[0] == "done":
+                        task, worker.task = worker.task, None
+                        on_result(task, message[2])
+                        exited = message[2]["recycle"]
+                if not exited and worker.alive():
+                    continue
+                try:
+                    worker.process.wait(30)
+                except subprocess.TimeoutExpired:
+                    worker.process.kill()
+                    worker.process.wait()
+                if worker.task is not None:
+                    task, worker.task = worker.task, None
+                    task["tries"] += 1
+                    if task["tries"] <= 1:
+                        queue.insert(0, task)
+                    else:
+                        on_result(task, {"status": "FAILED", "message": _died_message(worker.process), "history": {}})
+                failed_starts = 0 if worker.ready else failed_starts + 1
+                if failed_starts >= 3:
+                    raise RuntimeError(f"trial workers die while starting ({_died_message(worker.process)})")
+                worker.stop()
+                pool[worker.slot] = _Worker(setup, worker.slot)
     finally:
         for worker in pool.values():
             worker.stop()

@@ -210,9 +210,12 @@ class BayesianOptimizationOracle(DesignSpaceOracleMixin, keras_tuner.oracles.Bay
 class DesignSpaceHyperModel(keras_tuner.HyperModel):
     """Builds and compiles the AnyNet that a trial's values describe."""
 
-    def __init__(self, space, *, input_shape, classes, train_config, steps_per_epoch, name="anynet"):
+    def __init__(
+        self, space, *, input_shape, classes, train_config, steps_per_epoch, zero_init_last=True, name="anynet"
+    ):
         super().__init__(name=name, tunable=False)
         self.space = space
+        self.zero_init_last = zero_init_last
         self.input_shape = tuple(input_shape)
         self.classes = classes
         self.train_config = train_config
@@ -230,7 +233,13 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
             raise keras_tuner.errors.FailedTrialError(
                 f"configuration outside {self.space.name} or its complexity window: {spec.describe()}"
             )
-        model = AnyNet(spec, input_shape=self.input_shape, classes=self.classes, name=self.name)
+        model = AnyNet(
+            spec,
+            input_shape=self.input_shape,
+            classes=self.classes,
+            zero_init_last=self.zero_init_last,
+            name=self.name,
+        )
         return training.compile_model(model, self.train_config, self.steps_per_epoch)
 
 

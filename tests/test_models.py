@@ -226,3 +226,47 @@ def test_a_too_large_network_is_refused_before_any_tensor():
     with pytest.raises(ValueError, match="too large to build: params"):
         keras_regnet.AnyNet(stem_width=8, stages=[(1, 16, 8)], input_shape=(32, 32, 3), classes=10**9)
     assert time.perf_counter() - start < 1.0
+
+
+def _last_gammas(model):
+    return {
+        layer.name: np.asarray(layer.gamma)
+        for layer in model.layers
+        if layer.name.endswith(("_conv_1x1_2_bn", "_conv_3x3_bn", "_skip_bn"))
+    }
+
+
+@pytest.mark.parametrize("build", [keras_regnet.RegNetX32, keras_regnet.RegNetY002, keras_regnet.AnyNet])
+def test_zero_init_last_is_the_default_and_only_zeroes_each_branch_last_gamma(build):
+    kwargs = dict(input_shape=(32, 32, 3), classes=10)
+    if build is keras_regnet.AnyNet:
+        kwargs.update(stem_width=8, stages=[(2, 16, 8), (1, 24, 8)])
+    elif build is keras_regnet.RegNetY002:
+        kwargs.update(weights=None)
+    gammas = _last_gammas(build(**kwargs))
+    last = [name for name in gammas if name.endswith("_conv_1x1_2_bn")]
+    assert last and all(np.all(gammas[name] == 0) for name in last)
+    assert all(np.all(g == 1) for name, g in gammas.items() if name not in last)  # other BNs start at 1
+    off = _last_gammas(build(zero_init_last=False, **kwargs))
+    assert all(np.all(g == 1) for g in off.values())
+    with pytest.raises(TypeError, match="zero_init_last"):
+        build(zero_init_last="yes", **kwargs)
+
+
+def test_loaded_weights_override_zero_init(tmp_path):
+    kwargs = dict(input_shape=(32, 32, 1), classes=10)
+    trained = keras_regnet.RegNetX32(zero_init_last=False, **kwargs)
+    path = tmp_path / "w.weights.h5"
+    trained.save_weights(path)
+    loaded = keras_regnet.RegNetX32(weights=str(path), **kwargs)  # zero_init_last=True by default
+    gammas = _last_gammas(loaded)
+    assert all(np.all(g == 1) for g in gammas.values())
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), trained.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_vgg_and_inception_blocks_have_no_branch_to_zero():
+    params = {"block_type": "vgg", "num_stages": 2, "num_blocks_per_stage": [1, 1], "num_channels": [8, 16, 32]}
+    model = keras_regnet.anynet_from_params(params, classes=10)
+    gammas = [np.asarray(layer.gamma) for layer in model.layers if hasattr(layer, "gamma")]
+    assert gammas and all(np.all(g == 1) for g in gammas)

@@ -156,11 +156,15 @@ def test_report_with_one_space_and_a_missing_one(tmp_path):
     assert "| RegNet | 0 |" in (tmp_path / "report.md").read_text()
 
 
-def test_proxy_helpers():
-    rows = [{"space": "S", "trial_id": str(i), "val_error": e} for i, e in enumerate([0.5, 0.1, 0.3, 0.2, 0.4])]
-    picked = study.pick_spread(rows, 3)
-    assert [r["val_error"] for r in picked] == [0.1, 0.3, 0.5]
-    assert study.pick_spread(rows, 3) == picked and len(study.pick_spread(rows, 9)) == 5
+def test_check_networks_are_picked_at_random_from_every_space_alike():
+    rows = [{"space": s, "trial_id": f"{i:02d}", "val_error": i / 10} for s in ("A", "B", "C") for i in range(6)]
+    picked = study.pick_networks(rows, 7, seed=0)
+    assert len(picked) == 7 and len({(r["space"], r["trial_id"]) for r in picked}) == 7
+    spaces = [r["space"] for r in picked]
+    assert spaces == ["A", "B", "C", "A", "B", "C", "A"]  # the spaces in turn
+    assert study.pick_networks(list(reversed(rows)), 7, seed=0) == picked  # by seed, not by row order
+    assert study.pick_networks(rows, 7, seed=1) != picked
+    assert len(study.pick_networks(rows, 100, seed=0)) == 18
     short, long = [0.1, 0.2, 0.3, 0.4, 0.5], [0.15, 0.1, 0.35, 0.3, 0.6]
     rho, p = analysis.spearman(short, long)
     ref = stats.spearmanr(short, long)
@@ -217,6 +221,9 @@ def tiny_study(tmp_path_factory):
         out=str(out),
         seed=0,
         proxy_check=3,
+        seed_check=3,
+        fail_above=0.5,
+        workers=2,
     )
     start = time.perf_counter()
     summary = study.run_study(**kwargs)
@@ -262,6 +269,42 @@ def test_study_proxy_check(tiny_study):
     assert "## Proxy check" in (out / "report.md").read_text()
 
 
+def test_study_seed_check_and_failed_share(tiny_study):
+    out, _, summary, _ = tiny_study
+    rows = csv_rows(out / study.SEED_FILE)
+    assert len(rows) == 3 and all(r["epochs"] == "1" for r in rows)
+    table = {(r["space"], r["trial_id"]): r for r in csv_rows(out / study.TRIALS_FILE)}
+    for row in rows:  # the first error is the study's own; the second comes from another seed
+        trial = table[(row["space"], row["trial_id"])]
+        assert float(row["error"]) == pytest.approx(float(trial["val_error"]))
+        assert row["seed2"] != trial["seed"]
+    first = [float(r["error"]) for r in rows]
+    second = [float(r["error_seed2"]) for r in rows]
+    check = summary["seed_check"]
+    assert check["k"] == 3
+    ref = stats.spearmanr(first, second).statistic
+    assert (math.isnan(ref) and math.isnan(check["spearman"])) or check["spearman"] == pytest.approx(ref)
+    assert check["seed_sd"] == pytest.approx(np.sqrt(np.mean((np.array(first) - second) ** 2) / 2))
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["fail_above"] == 0.5
+    for name in ("AnyNetX_C", "AnyNetX_D"):
+        errors = [float(r["val_error"]) for r in csv_rows(out / name / "trials.csv")]
+        assert saved["spaces"][name]["failed_share"] == pytest.approx(np.mean([e > 0.5 for e in errors]))
+
+
+def test_same_study_gives_the_same_errors_with_other_workers(tiny_study, tmp_path):
+    """A trial's weights and data order come from the study seed and the trial alone."""
+    out, kwargs, _, _ = tiny_study
+    again = tmp_path / "again"
+    study.run_study(**dict(kwargs, out=str(again), workers=1, proxy_check=0, seed_check=0))
+    first = {(r["space"], r["trial_id"]): r for r in csv_rows(out / study.TRIALS_FILE)}
+    second = {(r["space"], r["trial_id"]): r for r in csv_rows(again / study.TRIALS_FILE)}
+    assert first.keys() == second.keys() and len(first) == 6
+    for key, row in first.items():
+        assert second[key]["seed"] == row["seed"]
+        assert float(second[key]["val_error"]) == pytest.approx(float(row["val_error"]), abs=1e-9), key
+
+
 def test_study_resumes_without_retraining(tiny_study, capsys):
     out, kwargs, _, first_seconds = tiny_study
     before = {name: csv_rows(out / name / "trials.csv") for name in ("AnyNetX_C", "AnyNetX_D")}
@@ -269,7 +312,7 @@ def test_study_resumes_without_retraining(tiny_study, capsys):
     capsys.readouterr()
     study.run_study(**kwargs)
     printed = capsys.readouterr().out
-    assert not [line for line in printed.splitlines() if line.startswith(("trial ", "proxy "))], printed
+    assert not [line for line in printed.splitlines() if "check " in line or " trial " in line], printed
     assert {name: csv_rows(out / name / "trials.csv") for name in before} == before
     assert csv_rows(out / study.PROXY_FILE) == proxy_before
     with pytest.raises(ValueError, match="epochs"):
