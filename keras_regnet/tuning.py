@@ -16,11 +16,22 @@ A trial's hyperparameters are the actual stage values used (``depth_1``,
 ``depth``, ``w_0``, ``w_a``, ``w_m``), plain JSON-safe numbers, plus the
 trial's ``flops``, ``params`` and ``acts``. Out-of-budget networks are never
 trained: the space's complexity window rejects them when sampling, and the
-hypermodel refuses any that slips through. The search job that drives all this
-is `keras_regnet.search`.
+hypermodel refuses any that slips through. Every trial's hyperparameters hold
+these values (the ones the oracle does not tune as `Fixed`), so TensorBoard's
+HParams dashboard shows them.
+
+For a KerasTuner user, `RandomSearch`, `Hyperband` and `BayesianOptimization`
+are KerasTuner's own tuners over a design space (its oracle, and
+`DesignSpaceHyperModel` unless another hypermodel is given), searched
+in-process with `tuner.search(x, y, ...)`; `spec_from_hp` serves a user's own
+``build(hp)``. The search job behind ``keras-regnet search`` runs the same
+oracles and hypermodel in a pool of worker processes (`keras_regnet.search`).
 """
 
+import dataclasses
+import inspect
 import json
+import math
 import os
 
 import keras_tuner
@@ -50,6 +61,20 @@ _keras_tuner_save_json = keras_tuner.src.utils.save_json
 keras_tuner.src.utils.save_json = _atomic_save_json
 
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
+
+
+def as_space(space, **overrides):
+    """A design space: `space` itself, or `design_spaces.get(space, **overrides)` for a name."""
+    if isinstance(space, design_spaces.DesignSpace):
+        if overrides:
+            raise TypeError(
+                f"design-space keywords {', '.join(sorted(overrides))} go with a space name; "
+                f"{space.name} is already a space (use design_spaces.get({space.name!r}, ...))"
+            )
+        return space
+    if isinstance(space, str):
+        return design_spaces.get(space, **overrides)
+    raise TypeError(f"space must be a keras_regnet design space or its name, got {type(space).__name__}")
 
 
 def register_search_space(space, hp=None):
@@ -114,26 +139,54 @@ def _network(values):
     return {k: v for k, v in values.items() if not k.startswith("tuner/")}
 
 
+def fix_design_values(hp):
+    """Register each of `hp`'s values that its space lacks as a `Fixed` hyperparameter (in place).
+
+    KerasTuner shows only registered hyperparameters (TensorBoard's HParams,
+    `results_summary`'s space); a design-space trial's values are more than
+    the oracle tunes (the actual widths of a RegNet, flops, params, ...).
+    KerasTuner's bookkeeping (``tuner/epochs``, ...) is left as it is.
+    """
+    registered = {h.name for h in hp.space}
+    for name, value in list(hp.values.items()):
+        if name not in registered and not name.startswith("tuner/") and isinstance(value, (bool, int, float, str)):
+            hp.Fixed(name, value)
+    return hp
+
+
 class DesignSpaceOracleMixin:
     """Makes a KerasTuner oracle draw its trials from a design space.
 
-    Mix in before a KerasTuner oracle class; pass ``space=`` (a
-    `keras_regnet.design_spaces` space, with its complexity window). Only
+    Mix in before a KerasTuner oracle class; the first argument (or ``space=``)
+    is a `keras_regnet.design_spaces` space with its complexity window, or a
+    space's name; the others are the KerasTuner oracle's. Only
     KerasTuner's public oracle surface is used: `populate_space` replaces
     the oracle's own random configurations with `sample_values` and projects
     model-based proposals onto the space; `get_state`/`set_state` carry the
-    sampler's position, so a resumed search draws the same sequence.
+    sampler's position, so a resumed search draws the same sequence;
+    `create_trial` adds the trial's design values that the oracle does not
+    tune (widths of a RegNet, flops, ...) to the trial's hyperparameters as
+    `Fixed`, so that TensorBoard's HParams dashboard shows them.
     """
 
-    def __init__(self, *args, space, **kwargs):
-        if not isinstance(space, design_spaces.DesignSpace):
-            raise TypeError(f"space must be a keras_regnet design space, got {type(space).__name__}")
-        self.space = space
-        kwargs.setdefault("hyperparameters", register_search_space(space))
+    def __init__(self, space, *args, **kwargs):
+        self.space = as_space(space)
+        kwargs.setdefault("hyperparameters", register_search_space(self.space))
         kwargs.setdefault("tune_new_entries", False)
         kwargs.setdefault("allow_new_entries", True)
         super().__init__(*args, **kwargs)
+        if kwargs.get("seed") is not None:
+            # KerasTuner takes `seed or random.randint(1, 10000)`: seed 0 would draw a random one,
+            # and a search with seed 0 (the default) would sample other networks on every run.
+            self.seed = int(kwargs["seed"])
         self.sample_index = int(self.seed)  # the next draw's position in the seeded stream
+
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id):
+        trial = super().create_trial(tuner_id)
+        if trial.status == "RUNNING":
+            fix_design_values(trial.hyperparameters)
+        return trial
 
     def get_state(self):
         return {**super().get_state(), "sample_index": self.sample_index}
@@ -207,40 +260,217 @@ class BayesianOptimizationOracle(DesignSpaceOracleMixin, keras_tuner.oracles.Bay
         return self._with_values(response, self.projected_values(response["values"]))
 
 
+def spec_from_hp(hp, space):
+    """The network (`AnyNetSpec`) of a trial of a design-space oracle, for a user's own ``build(hp)``.
+
+    `hp` is the `keras_tuner.HyperParameters` that ``build`` receives (or its
+    values as a dict); `space` the search's design space (or its name). A
+    trial's values describe the network; KerasTuner's first call, on an
+    empty or default `hp` (to collect the search space), gets a stand-in
+    network of the space (the defaults projected onto it, else its first
+    seeded sample). A network outside the space or its complexity window
+    raises `keras_tuner.errors.FailedTrialError` (the trial fails, the search
+    goes on).
+    """
+    space = as_space(space)
+    values = _network(dict(hp.values if isinstance(hp, keras_tuner.HyperParameters) else hp))
+    if "flops" in values:  # a trial: the values describe the network
+        spec = spec_from_values(values)
+    else:  # KerasTuner's initial build, with default values or none
+        spec = space.project(values) if all(key in values for key in space.search_space()) else None
+        spec = spec or space.sample(np.random.default_rng(0))
+    if not space.contains(spec):
+        raise keras_tuner.errors.FailedTrialError(
+            f"configuration outside {space.name} or its complexity window: {spec.describe()}"
+        )
+    return spec
+
+
+def _needs_steps(config):
+    """Whether the recipe's learning rate depends on the number of steps per epoch."""
+    return not (config.schedule == "constant" and config.warmup_epochs == 0)
+
+
+def steps_from_fit_arguments(fit, args, kwargs):
+    """Steps per epoch of ``fit(*args, **kwargs)``, from its arguments and data, or None if unknown."""
+    bound = inspect.signature(fit).bind_partial(*args, **kwargs).arguments
+    if bound.get("steps_per_epoch"):
+        return int(bound["steps_per_epoch"])
+    x = bound.get("x")
+    if isinstance(x, (list, tuple, dict)):
+        x = next(iter(x.values() if isinstance(x, dict) else x), None)
+    shape = getattr(x, "shape", None)
+    if shape is not None and len(shape) > 0 and shape[0] is not None:  # arrays: samples, batched by fit
+        samples = int(shape[0])
+        split = bound.get("validation_split") or 0.0
+        if split and bound.get("validation_data") is None:
+            samples = int(math.floor(samples * (1.0 - split)))  # Keras' split
+        return max(1, math.ceil(samples / (bound.get("batch_size") or 32)))
+    try:  # a tf.data.Dataset of known cardinality, a keras.utils.PyDataset, ...: batches
+        length = len(x)
+    except TypeError:
+        return None
+    return int(length) if length and length > 0 else None
+
+
 class DesignSpaceHyperModel(keras_tuner.HyperModel):
-    """Builds and compiles the AnyNet that a trial's values describe."""
+    """Builds and compiles the AnyNet that a trial's values describe.
+
+    ``DesignSpaceHyperModel(space)`` takes the input shape and classes from
+    the space (``input_shape=``, ``classes=`` override them) and compiles with
+    the package's recipe (`keras_regnet.training.compile_model`:
+    `train_config`, default ``TrainConfig()``: SGD with momentum, warm-up and
+    cosine decay, weight decay; sparse cross-entropy; accuracy). The schedule
+    needs the steps per epoch: `fit` (which KerasTuner's ``search`` calls)
+    sizes it to the epochs that it runs and the steps per epoch of its data,
+    or ``steps_per_epoch=`` where the data has no length (a generator: else
+    an error says so). A schedule without warm-up or decay
+    (``TrainConfig(schedule="constant", warmup_epochs=0)``) needs neither.
+    `build` alone (as the search job's worker processes call it,
+    `keras_regnet.trial_workers`) compiles with `train_config` as given and
+    ``steps_per_epoch``.
+
+    Your own compile step: ``compile=fn``, a callable that compiles the model
+    it is given, e.g. ``lambda m: m.compile(optimizer="adam", loss=..., metrics=["accuracy"])``;
+    or subclass and override `compile_model(model, hp)`.
+    """
 
     def __init__(
-        self, space, *, input_shape, classes, train_config, steps_per_epoch, zero_init_last=True, name="anynet"
+        self,
+        space,
+        *,
+        input_shape=None,
+        classes=None,
+        train_config=None,
+        steps_per_epoch=None,
+        zero_init_last=True,
+        compile=None,
+        name="anynet",
     ):
+        from keras_regnet import training
+
         super().__init__(name=name, tunable=False)
-        self.space = space
+        self.space = as_space(space)
         self.zero_init_last = zero_init_last
-        self.input_shape = tuple(input_shape)
-        self.classes = classes
-        self.train_config = train_config
+        self.input_shape = tuple(self.space.input_shape if input_shape is None else input_shape)
+        self.classes = self.space.classes if classes is None else classes
+        self.train_config = training.TrainConfig() if train_config is None else train_config
+        if not isinstance(self.train_config, training.TrainConfig):
+            raise TypeError(f"train_config must be a training.TrainConfig, got {type(train_config).__name__}")
+        if steps_per_epoch is not None:
+            check_int("steps_per_epoch", steps_per_epoch, 1)
         self.steps_per_epoch = steps_per_epoch
+        if compile is not None and not callable(compile):
+            raise TypeError(f"compile must be a callable that compiles a model, got {type(compile).__name__}")
+        self.compile = compile
 
     def build(self, hp):
-        from keras_regnet import training
         from keras_regnet.models import AnyNet
 
-        if "flops" in hp.values:  # a trial: the values describe the network
-            spec = spec_from_values(hp.values)
-        else:  # KerasTuner's initial build with default values
-            spec = self.space.project(dict(hp.values)) or self.space.sample(np.random.default_rng(0))
-        if not self.space.contains(spec):
-            raise keras_tuner.errors.FailedTrialError(
-                f"configuration outside {self.space.name} or its complexity window: {spec.describe()}"
-            )
         model = AnyNet(
-            spec,
+            spec_from_hp(hp, self.space),
             input_shape=self.input_shape,
             classes=self.classes,
             zero_init_last=self.zero_init_last,
             name=self.name,
         )
-        return training.compile_model(model, self.train_config, self.steps_per_epoch)
+        return self.compile_model(model, hp)
+
+    def compile_model(self, model, hp):
+        """Compile `model` (``compile=``, else the recipe); returns the model.
+
+        With the recipe and no ``steps_per_epoch``, the model is compiled at
+        the recipe's peak learning rate, constant after one step, here (enough
+        to evaluate or to load weights into), and `fit` compiles it again
+        with the schedule sized from its data.
+        """
+        from keras_regnet import training
+
+        if self.compile is not None:
+            compiled = self.compile(model)
+            return model if compiled is None else compiled
+        config, steps = self.train_config, self.steps_per_epoch
+        if steps is None:  # the peak rate after one step of warm-up: a schedule, as fit's (the same optimizer
+            # variables, so that the weights a trial saved load into this model without a mismatch)
+            config, steps = dataclasses.replace(config, schedule="constant", warmup_epochs=1, epochs=2), 1
+        return training.compile_model(model, config, steps)
+
+    def fit(self, hp, model, *args, **kwargs):
+        """`model.fit(*args, **kwargs)`, the recipe's schedule sized to the epochs it runs and its data's steps."""
+        from keras_regnet import training
+
+        if self.compile is None and _needs_steps(self.train_config):
+            steps = self.steps_per_epoch or steps_from_fit_arguments(model.fit, args, kwargs)
+            if steps is None:
+                raise ValueError(
+                    "DesignSpaceHyperModel: the training recipe's learning-rate schedule (warm-up, "
+                    f"{self.train_config.schedule} decay) needs the steps per epoch, and they cannot be counted "
+                    "from this training data (no length). Pass steps_per_epoch= to search(), or "
+                    "DesignSpaceHyperModel(space, steps_per_epoch=N), or a schedule that needs none: "
+                    "train_config=TrainConfig(schedule='constant', warmup_epochs=0), or your own compile=."
+                )
+            bound = inspect.signature(model.fit).bind_partial(*args, **kwargs).arguments
+            epochs = max(1, int(bound.get("epochs", 1)) - int(bound.get("initial_epoch", 0)))
+            if (steps, epochs) != (self.steps_per_epoch, self.train_config.epochs):  # not what build compiled
+                training.compile_model(model, dataclasses.replace(self.train_config, epochs=epochs), steps)
+        return super().fit(hp, model, *args, **kwargs)
+
+
+class _DesignSpaceTuner:
+    """What `RandomSearch`, `Hyperband` and `BayesianOptimization` share: the constructor.
+
+    ``Tuner(space, hypermodel=None, **kwargs)``: `space` is a design space,
+    or a name with the space's keywords among `kwargs` (``flops=``,
+    ``input_shape=``, ...); the oracle's keywords (``objective``,
+    ``max_trials``, ``seed``, ...) go to the design-space oracle, the rest to
+    `keras_tuner.Tuner` (``directory``, ``project_name``, ``overwrite``, ...).
+    Without a `hypermodel`, `DesignSpaceHyperModel(space, train_config=...,
+    steps_per_epoch=..., compile=...)` builds the trials.
+    """
+
+    oracle_class = None
+    keras_oracle_class = None
+
+    def __init__(self, space, hypermodel=None, *, train_config=None, steps_per_epoch=None, compile=None, **kwargs):
+        if isinstance(space, (str, design_spaces.DesignSpace)):
+            arguments = (design_spaces.get(space) if isinstance(space, str) else space)._ARGUMENTS
+            space = as_space(space, **{k: kwargs.pop(k) for k in list(kwargs) if k in arguments})
+        space = as_space(space)
+        oracle_arguments = set(inspect.signature(self.keras_oracle_class.__init__).parameters) - {"self"}
+        oracle = self.oracle_class(space, **{k: kwargs.pop(k) for k in list(kwargs) if k in oracle_arguments})
+        hypermodel_options = {"train_config": train_config, "steps_per_epoch": steps_per_epoch, "compile": compile}
+        if hypermodel is None:
+            hypermodel = DesignSpaceHyperModel(space, **hypermodel_options)
+        elif any(v is not None for v in hypermodel_options.values()):
+            given = ", ".join(k for k, v in hypermodel_options.items() if v is not None)
+            raise TypeError(f"{given} configure the default hypermodel; with hypermodel= given, set them there")
+        self.space = space
+        keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+
+class RandomSearch(_DesignSpaceTuner, keras_tuner.RandomSearch):
+    """KerasTuner's `RandomSearch` over a design space: trials are the space's seeded samples.
+
+    ``RandomSearch(space, objective="val_accuracy", max_trials=20, directory="runs", project_name="e")``;
+    see `_DesignSpaceTuner` for the arguments.
+    """
+
+    oracle_class = RandomSearchOracle
+    keras_oracle_class = keras_tuner.oracles.RandomSearchOracle
+
+
+class Hyperband(_DesignSpaceTuner, keras_tuner.Hyperband):
+    """KerasTuner's `Hyperband` over a design space (``max_epochs=``, ``factor=``, ...)."""
+
+    oracle_class = HyperbandOracle
+    keras_oracle_class = keras_tuner.oracles.HyperbandOracle
+
+
+class BayesianOptimization(_DesignSpaceTuner, keras_tuner.BayesianOptimization):
+    """KerasTuner's `BayesianOptimization` over a design space: samples first, then projected proposals."""
+
+    oracle_class = BayesianOptimizationOracle
+    keras_oracle_class = keras_tuner.oracles.BayesianOptimizationOracle
 
 
 def _last(trial, name):

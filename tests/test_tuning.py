@@ -1,3 +1,4 @@
+import json
 import signal
 import socket
 import subprocess
@@ -353,3 +354,195 @@ def test_a_trial_orphaned_by_a_kill_between_keras_tuners_two_writes_is_rerun(tmp
     assert again.trial_id == trial.trial_id and again.status == "RUNNING"
     assert again.hyperparameters.values == trial.hyperparameters.values
     assert len(resumed.tuner.oracle.trials) == 1
+
+
+# --------------------------------------------------------------------------- KerasTuner's own API
+
+
+def tiny_space(**overrides):
+    settings = dict(depth=(1, 1), width=(8, 32), flops=(1e4, 1e7), input_shape=(32, 32, 3), classes=10)
+    return design_spaces.get("AnyNetX_E", **{**settings, **overrides})
+
+
+def random_images(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 255, (n, 32, 32, 3)).astype("float32"), rng.integers(0, 10, n)
+
+
+def hparams_of_trial_logs(logdir):
+    """{trial_id: {name: value}} from the hparams plugin's session-start records under `logdir`."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import metadata
+
+    found = {}
+    for path in Path(logdir).rglob("events.out.tfevents.*"):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name != metadata.PLUGIN_NAME:
+                    continue
+                if value.tag != metadata.SESSION_START_INFO_TAG:
+                    continue
+                info = metadata.parse_session_start_info_plugin_data(value.metadata.plugin_data.content)
+                found[info.group_name] = {name: getattr(v, v.WhichOneof("kind")) for name, v in info.hparams.items()}
+    return found
+
+
+def test_keras_tuner_snippet_with_tensorboard_hparams_and_resume(tmp_path):
+    import keras
+
+    space = tiny_space()
+    x, y = random_images()
+    tuner = tuning.RandomSearch(
+        space, objective="val_accuracy", max_trials=2, directory=str(tmp_path / "runs"), project_name="e"
+    )
+    assert isinstance(tuner, keras_tuner.RandomSearch) and isinstance(tuner.oracle, tuning.RandomSearchOracle)
+    tuner.search(x, y, validation_split=0.2, epochs=1, callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "logs"))])
+    model = tuner.get_best_models(1)[0]
+    assert model.predict(x[:2], verbose=0).shape == (2, 10)
+    assert model.evaluate(x, y, verbose=0)[1] >= 0  # compiled: loss and accuracy
+    best = tuner.get_best_hyperparameters(1)[0]
+    assert space.contains(tuning.spec_from_values(best.values)) and best.values["flops"] > 0
+    trials = tuner.oracle.trials
+    assert len(trials) == 2 and all(t.status == "COMPLETED" for t in trials.values())
+    tuner.results_summary()
+    tuner.search_space_summary()
+
+    # TensorBoard's HParams dashboard: every trial's design values, flops and params included.
+    logged = hparams_of_trial_logs(tmp_path / "logs")
+    assert len(logged) == 2, logged
+    for trial_id, trial in trials.items():
+        hparams = logged[trial_id]
+        assert set(hparams) == set(trial.hyperparameters.values)  # every design value, nothing else
+        for name in ("depth_1", "width_1", "width_4", "bottleneck_ratio", "group_width", "flops", "params"):
+            assert hparams[name] == pytest.approx(trial.hyperparameters.values[name]), name
+
+    # Reloaded (overwrite=False): finished trials are kept, not trained again; a larger budget adds one.
+    trained = []
+
+    class CountTrainings(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            trained.append(1)
+
+    again = tuning.RandomSearch(
+        "AnyNetX_E",
+        depth=(1, 1),
+        width=(8, 32),
+        flops=(1e4, 1e7),
+        input_shape=(32, 32, 3),
+        classes=10,
+        objective="val_accuracy",
+        max_trials=3,
+        directory=str(tmp_path / "runs"),
+        project_name="e",
+        overwrite=False,
+    )
+    again.search(x, y, validation_split=0.2, epochs=1, callbacks=[CountTrainings()], verbose=0)
+    assert len(trained) == 1 and len(again.oracle.trials) == 3
+    for trial_id, trial in trials.items():
+        assert again.oracle.trials[trial_id].score == trial.score
+        assert again.oracle.trials[trial_id].hyperparameters.values == trial.hyperparameters.values
+    networks = [tuning._network(t.hyperparameters.values) for t in again.oracle.trials.values()]
+    assert len({json.dumps(n, sort_keys=True) for n in networks}) == 3
+
+
+def test_keras_tuner_tuner_with_our_oracle_and_hypermodel(tmp_path):
+    import tensorflow as tf
+
+    space = tiny_space()
+    x, y = random_images()
+    train = tf.data.Dataset.from_tensor_slices((x[:32], y[:32])).batch(16)
+    val = tf.data.Dataset.from_tensor_slices((x[32:], y[32:])).batch(16)
+    tuner = keras_tuner.Tuner(
+        oracle=tuning.RandomSearchOracle(space, objective="val_accuracy", max_trials=2, seed=4),
+        hypermodel=tuning.DesignSpaceHyperModel(space),
+        directory=str(tmp_path),
+        project_name="blocks",
+    )
+    tuner.search(train, validation_data=val, epochs=1, verbose=0)
+    trials = list(tuner.oracle.trials.values())
+    assert len(trials) == 2 and all(t.status == "COMPLETED" for t in trials)
+    model = tuner.get_best_models(1)[0]
+    assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 10)
+
+
+def test_a_users_build_with_spec_from_hp(tmp_path):
+    import keras
+
+    from keras_regnet.models import AnyNet
+
+    space = tiny_space()
+    x, y = random_images()
+    built = []
+
+    def build(hp):  # the user's own head and compile step
+        spec = tuning.spec_from_hp(hp, space)
+        built.append((dict(hp.values), spec))
+        model = AnyNet(spec, input_shape=(32, 32, 3), classes=10, classifier_activation=None)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, metrics=["accuracy"])
+        return model
+
+    tuner = keras_tuner.Tuner(
+        oracle=tuning.RandomSearchOracle(space=space, objective="val_accuracy", max_trials=2, seed=2),
+        hypermodel=build,
+        directory=str(tmp_path),
+        project_name="own",
+    )
+    assert len(built) == 1 and "flops" not in built[0][0]  # KerasTuner's first call, default values
+    tuner.search(x, y, validation_split=0.25, epochs=1, verbose=0)
+    trials = [t for _, t in sorted(tuner.oracle.trials.items())]
+    assert [t.status for t in trials] == ["COMPLETED", "COMPLETED"]
+    assert [spec for _, spec in built[1:3]] == [tuning.spec_from_values(t.hyperparameters.values) for t in trials]
+    # ... and on a fully empty hp, as a plain KerasTuner oracle would give it
+    assert space.contains(tuning.spec_from_hp(keras_tuner.HyperParameters(), space))
+    assert tuning.spec_from_hp({}, "AnyNetX_A") == tuning.spec_from_hp(keras_tuner.HyperParameters(), "AnyNetX_A")
+
+
+def test_hypermodel_takes_shape_and_classes_from_the_space_and_counts_steps():
+    space = tiny_space()
+    hypermodel = tuning.DesignSpaceHyperModel(space)
+    assert hypermodel.input_shape == (32, 32, 3) and hypermodel.classes == 10
+    model = hypermodel.build(keras_tuner.HyperParameters())
+    assert model.optimizer is not None and model.output_shape == (None, 10)
+    x, y = random_images(100)
+    assert tuning.steps_from_fit_arguments(model.fit, (x, y), {"validation_split": 0.2}) == 3  # 80 / 32
+    assert tuning.steps_from_fit_arguments(model.fit, (x, y), {"batch_size": 10}) == 10
+    assert tuning.steps_from_fit_arguments(model.fit, (x,), {"steps_per_epoch": 7}) == 7
+
+    def generator():
+        yield x[:4], y[:4]
+
+    with pytest.raises(ValueError, match="steps per epoch"):
+        hypermodel.fit(keras_tuner.HyperParameters(), model, generator(), epochs=1)
+    compiled = []
+    own = tuning.DesignSpaceHyperModel(space, compile=lambda m: compiled.append(m) or m.compile("adam", "mse"))
+    model = own.build(keras_tuner.HyperParameters())
+    assert compiled == [model] and model.loss == "mse"
+
+
+def test_hyperband_and_bayesian_tuners_are_keras_tuners_over_the_space(tmp_path):
+    space = tiny_space()
+    hyperband = tuning.Hyperband(
+        space, objective="val_accuracy", max_epochs=2, seed=1, directory=str(tmp_path), project_name="hb"
+    )
+    assert isinstance(hyperband, keras_tuner.Hyperband) and isinstance(hyperband.oracle, tuning.HyperbandOracle)
+    assert hyperband.oracle.max_epochs == 2 and hyperband.oracle.space == space
+    bayes = tuning.BayesianOptimization(
+        space, objective="val_accuracy", max_trials=3, num_initial_points=1, directory=str(tmp_path), project_name="bo"
+    )
+    assert isinstance(bayes, keras_tuner.BayesianOptimization) and bayes.oracle.num_initial_points == 1
+    assert isinstance(bayes.hypermodel, tuning.DesignSpaceHyperModel)
+    with pytest.raises(TypeError, match="default hypermodel"):
+        tuning.RandomSearch(space, hypermodel=lambda hp: None, steps_per_epoch=3, directory=str(tmp_path))
+
+
+def test_oracle_takes_the_space_positionally_or_by_name():
+    space = small_space("AnyNetX_E")
+    by_position = tuning.RandomSearchOracle(space, objective="val_accuracy", max_trials=3, seed=5)
+    by_keyword = tuning.RandomSearchOracle(space=space, objective="val_accuracy", max_trials=3, seed=5)
+    assert by_position.sample_values() == by_keyword.sample_values()
+    assert tuning.RandomSearchOracle("AnyNetX_B", max_trials=1).space == design_spaces.get("AnyNetX_B")
+    with pytest.raises(TypeError, match="already a space"):
+        tuning.RandomSearch(space, flops=(1e6, 2e6))
+    with pytest.raises(TypeError, match="design space"):
+        tuning.RandomSearchOracle(3)
