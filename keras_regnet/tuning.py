@@ -33,6 +33,7 @@ import inspect
 import json
 import math
 import os
+import re
 
 import keras_tuner
 import numpy as np
@@ -139,6 +140,16 @@ def _network(values):
     return {k: v for k, v in values.items() if not k.startswith("tuner/")}
 
 
+_DESIGN_KEYS = {"flops", "params", "acts", "block", "stem_width", "depth", "w_0", "w_a", "w_m"}
+_DESIGN_KEYS |= {"bottleneck_ratio", "group_width"}
+_DESIGN_STAGE_KEY = re.compile(r"(depth|width|bottleneck_ratio|group_width)_\d+")
+
+
+def _is_design_value(name):
+    """Whether `name` is one of a trial's design values (`trial_values`' keys)."""
+    return name in _DESIGN_KEYS or _DESIGN_STAGE_KEY.fullmatch(name) is not None
+
+
 def fix_design_values(hp):
     """Register each of `hp`'s values that its space lacks as a `Fixed` hyperparameter (in place).
 
@@ -187,6 +198,16 @@ class DesignSpaceOracleMixin:
         if trial.status == "RUNNING":
             fix_design_values(trial.hyperparameters)
         return trial
+
+    def update_space(self, hyperparameters):
+        """KerasTuner's, blind to the design values that `create_trial` registered (not new entries of a build)."""
+        tuned = {h.name for h in self.hyperparameters.space}
+        design = {h.name for h in hyperparameters.space if h.name not in tuned and _is_design_value(h.name)}
+        if design:
+            kept = keras_tuner.HyperParameters()
+            kept.merge([h for h in hyperparameters.space if h.name not in design])
+            hyperparameters = kept
+        return super().update_space(hyperparameters)
 
     def get_state(self):
         return {**super().get_state(), "sample_index": self.sample_index}
@@ -324,7 +345,7 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
     needs the steps per epoch: `fit` (which KerasTuner's ``search`` calls)
     sizes it to the epochs that it runs and the steps per epoch of its data,
     or ``steps_per_epoch=`` where the data has no length (a generator: else
-    an error says so). A schedule without warm-up or decay
+    the search stops with an error that says so). A schedule without warm-up or decay
     (``TrainConfig(schedule="constant", warmup_epochs=0)``) needs neither.
     `build` alone (as the search job's worker processes call it,
     `keras_regnet.trial_workers`) compiles with `train_config` as given and
@@ -402,7 +423,7 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
         if self.compile is None and _needs_steps(self.train_config):
             steps = self.steps_per_epoch or steps_from_fit_arguments(model.fit, args, kwargs)
             if steps is None:
-                raise ValueError(
+                raise keras_tuner.errors.FatalValueError(  # every trial would fail: stop the search
                     "DesignSpaceHyperModel: the training recipe's learning-rate schedule (warm-up, "
                     f"{self.train_config.schedule} decay) needs the steps per epoch, and they cannot be counted "
                     "from this training data (no length). Pass steps_per_epoch= to search(), or "

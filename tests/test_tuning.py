@@ -536,6 +536,22 @@ def test_hyperband_and_bayesian_tuners_are_keras_tuners_over_the_space(tmp_path)
         tuning.RandomSearch(space, hypermodel=lambda hp: None, steps_per_epoch=3, directory=str(tmp_path))
 
 
+def test_design_values_are_not_new_entries_of_the_oracles_space(tmp_path):
+    space = tiny_space()
+    oracle = tuning.RandomSearchOracle(
+        space, objective="val_accuracy", max_trials=2, seed=3, allow_new_entries=False, tune_new_entries=True
+    )
+    keras_tuner.Tuner(oracle=oracle, hypermodel=tuning.DesignSpaceHyperModel(space), directory=str(tmp_path))
+    before = [h.name for h in oracle.hyperparameters.space]
+    trial = oracle.create_trial("tuner0")
+    assert {"flops", "params", "width_1"} <= {h.name for h in trial.hyperparameters.space}  # for HParams
+    oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)  # KerasTuner would refuse new entries here, or tune them
+    assert [h.name for h in oracle.hyperparameters.space] == before
+    assert oracle.trials[trial.trial_id].status == "COMPLETED"
+
+
 def test_oracle_takes_the_space_positionally_or_by_name():
     space = small_space("AnyNetX_E")
     by_position = tuning.RandomSearchOracle(space, objective="val_accuracy", max_trials=3, seed=5)
