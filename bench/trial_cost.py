@@ -15,7 +15,15 @@ graph optimisation, the step); the rest of epoch 1; the first validation
 KerasTuner's own trial loop, the extra time of one in-process
 `keras_tuner.Tuner` trial (per-epoch checkpoint, trial records).
 
+With ``--ops`` it instead looks inside one training step of an 11-block
+network: the graph ops of the traced step (forward, backward, optimizer),
+the trace time, and ms per step for inference, the training forward pass,
+forward + backward, and the whole step, against the same forward + backward
+at batch 256 (per 32 images: what the arithmetic costs once per-op overhead
+is spread thin).
+
     python bench/trial_cost.py [--nets 4] [--threads 1]
+    python bench/trial_cost.py --ops [--threads 1]
 """
 
 import argparse
@@ -61,8 +69,90 @@ def phases(model, ds, epochs):
     }
 
 
+def step_anatomy(ds, spec, config):
+    """Ops of one traced training step by part, and ms per step of its pieces."""
+    import collections
+
+    import keras
+
+    from keras_regnet import training
+    from keras_regnet.models import AnyNet
+
+    model = AnyNet(spec, input_shape=ds.input_shape, classes=10)
+    training.compile_model(model, config, ds.steps_per_epoch)
+    x, y = next(iter(ds.train))
+    began = time.perf_counter()
+    graph = tf.function(lambda a, b: model.train_step((a, b))).get_concrete_function(x, y).graph
+    trace = time.perf_counter() - began
+
+    def part(op):
+        if "gradient" in op.name or "Grad" in op.type:
+            return "backward"
+        if op.name.startswith("sgd") or "/sgd" in op.name or "SGD" in op.name:
+            return "optimizer"
+        return "forward, loss, metrics"
+
+    parts = collections.Counter(part(op) for op in graph.get_operations())
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def forward_backward(a, b):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(b, model(a, training=True))
+        return tape.gradient(loss, model.trainable_variables)
+
+    def ms(fn, *args, n=50):
+        fn(*args)
+        fn(*args)
+        began = time.perf_counter()
+        for _ in range(n):
+            result = fn(*args)
+        tf.nest.map_structure(lambda t: t.numpy(), result)
+        return (time.perf_counter() - began) / n * 1000
+
+    big = (tf.concat([x] * 8, 0), tf.concat([y] * 8, 0))
+    return {
+        "ops": sum(parts.values()),
+        "parts": dict(parts),
+        "trace_s": trace,
+        "infer_ms": ms(tf.function(lambda a: model(a, training=False)), x),
+        "forward_ms": ms(tf.function(lambda a: model(a, training=True)), x),
+        "forward_backward_ms": ms(forward_backward, x, y),
+        "step_ms": ms(tf.function(lambda a, b: model.train_step((a, b))), x, y),
+        "forward_backward_per_32_at_256_ms": ms(forward_backward, *big, n=10) / 8,
+    }
+
+
+def ops_report(ds, space, config):
+    from keras_regnet import optimizers
+
+    specs = space.sample_many(np.random.default_rng(0), 6)
+    spec = min(specs, key=lambda s: abs(sum(s.depths) - 11))
+    macs = space.complexity(spec).flops * 32 * 3  # forward + backward ~ 3x the forward multiply-adds
+    print(f"one training step, batch 32: {sum(spec.depths)} blocks, {macs / 1e6:.0f} M multiply-adds")
+    rows = {}
+    fused = optimizers.SGD.update_step
+    for variant in ("Keras' momentum update", "fused momentum update"):
+        if variant.startswith("Keras"):
+            optimizers.SGD.update_step = optimizers.keras.optimizers.SGD.update_step
+        else:
+            optimizers.SGD.update_step = fused
+        rows[variant] = step_anatomy(ds, spec, config)
+    optimizers.SGD.update_step = fused
+    for variant, row in rows.items():
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(row["parts"].items()))
+        print(f"  {variant}: {row['ops']} ops ({parts}); trace {row['trace_s']:.2f} s")
+        print(
+            f"    ms: inference {row['infer_ms']:.1f}, training forward {row['forward_ms']:.1f}, forward+backward "
+            f"{row['forward_backward_ms']:.1f}, whole step {row['step_ms']:.1f}; forward+backward per 32 images "
+            f"at batch 256 {row['forward_backward_per_32_at_256_ms']:.1f} "
+            f"(step / that = {row['step_ms'] / row['forward_backward_per_32_at_256_ms']:.1f}x)"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", action="store_true", help="the anatomy of one training step instead")
     parser.add_argument("--nets", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="TF threads (a pool worker on 2 cores gets 1)")
@@ -80,6 +170,8 @@ def main():
     space = design_spaces.get("AnyNetX_E", flops=(0.5e6, 2e6), input_shape=ds.input_shape, classes=10)
     specs = space.sample_many(np.random.default_rng(0), args.nets)
     config = training.TrainConfig(epochs=args.epochs, batch_size=32, lr=0.05, verbose=0)
+    if args.ops:
+        return ops_report(ds, space, config)
     print(f"{args.nets} AnyNetX_E nets, {args.epochs} epochs, batch 32, digits 32x32, {args.threads} thread(s)")
     totals = {}
     for variant in ("stock", "ours"):

@@ -460,6 +460,14 @@ def _ci(interval, digits=4):
     return f"{interval['value']:+.{digits}f} [{interval['low']:+.{digits}f}, {interval['high']:+.{digits}f}]"
 
 
+def _images_text(settings):
+    """' (trained on N images, scored on M: validation + test)' where the study recorded them."""
+    if not settings.get("trained_images"):
+        return ""
+    split = settings.get("score_split", "validation")
+    return f" (trained on {settings['trained_images']:,} images, scored on {settings['scored_images']:,}: {split})"
+
+
 def render_report(summary):
     """report.md text from a summary dict."""
     s, st = summary["settings"], summary["spaces"]
@@ -470,7 +478,8 @@ def render_report(summary):
         f"{s['samples']} networks sampled per space (random sampling, never Hyperband) in the flop window "
         f"{window_text(s['flops'])} at {s['image_size']}x{s['image_size']}, each trained "
         f"{epochs_text(s['epochs'])} (batch {s['batch_size']}, peak lr {s['lr']}, warm-up + cosine) on "
-        f"`{s['dataset']}`; error = final-epoch validation error. Seed {s['seed']}.",
+        f"`{s['dataset']}`; error = final-epoch validation error{_images_text(s)}. Seed {s['seed']}; each "
+        "training's weights and data order come from the seed and the trial alone.",
         "",
         *_rank_section(summary),
         "## Spaces",

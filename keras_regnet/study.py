@@ -177,8 +177,11 @@ def run_study(
         f"{report.window_text(spaces[0].flops_window)}, {config.worker_count()} worker processes -> {out}",
         flush=True,
     )
-    # Every training of the study validates only after its last epoch (the error the study reads).
-    setup = dataclasses.replace(search.worker_setup(config), final_validation_only=True)
+    # Every training of the study validates only after its last epoch (the error the study reads), on
+    # one thread: TensorFlow's CPU kernels round differently with 2 threads than with 1 (1e-5 after
+    # one step, then amplified by training), so a fixed thread count keeps a trial's error the same
+    # whatever --workers is.
+    setup = dataclasses.replace(search.worker_setup(config), final_validation_only=True, threads=1)
     if config.distributed == "chief":  # serve each space's oracle in turn; the workers train
         for search_of_space in prepared:
             tuning.set_distributed(
