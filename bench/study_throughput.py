@@ -7,7 +7,13 @@ process and every descendant (the trial workers) twice a second. Prints, in
 one run: models trained per hour, the peak RSS of any one process, and the
 mean per-trial wall time of the last 10 trials against the first 10.
 
+With ``--study OUT`` it runs the default ``keras-regnet study --out OUT``
+instead (every space, its seed and proxy checks) and prints the trainings per
+hour of the whole study, its wall time and peak RSS, beside the previous
+default study's figures; OUT keeps the study (report, trials, figures).
+
     python bench/study_throughput.py [--trials 100] [--workers 2]
+    python bench/study_throughput.py --study runs/study
 """
 
 import argparse
@@ -67,7 +73,10 @@ def main():
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--workers", type=int, default=None, help="default: one per core")
     parser.add_argument("--space", default="AnyNetX_E")
+    parser.add_argument("--study", metavar="OUT", help="run the default study into OUT instead of a search")
     args = parser.parse_args()
+    if args.study:
+        return study_run(args.study, args.workers)
     out = tempfile.mkdtemp(prefix="study_throughput-")
     command = [
         sys.executable,
@@ -140,6 +149,61 @@ def main():
         f"{sum(last) / len(last):.1f} s; ratio {sum(last) / len(last) / (sum(first) / len(first)):.2f} "
         "(goal within 1.2x)"
     )
+
+
+def run_tracked(command, keep):
+    """Run `command` (from the repo root), echo the lines `keep` accepts; (return code, wall s, peak RSS by pid)."""
+    peaks, stop = {}, threading.Event()
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        command,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    sampler = threading.Thread(target=sample_tree, args=(proc.pid, stop, peaks), daemon=True)
+    sampler.start()
+    for line in proc.stdout:
+        if keep(line):
+            print(line.rstrip(), flush=True)
+    proc.wait()
+    stop.set()
+    sampler.join()
+    return proc, time.perf_counter() - start, peaks
+
+
+def study_run(out, workers):
+    """The default study as a user runs it: trainings per hour, wall time, peak RSS."""
+    import json
+
+    command = [sys.executable, "-m", "apps.cli", "study", "--out", out]
+    if workers:
+        command += ["--workers", str(workers)]
+    proc, wall, peaks = run_tracked(command, lambda line: True)
+    if proc.returncode != 0:
+        sys.exit(f"study failed with exit code {proc.returncode}")
+    with open(os.path.join(out, "summary.json")) as f:
+        summary = json.load(f)
+    studied = sum(v["n"] for v in summary["spaces"].values())
+    checks = summary.get("seed_check") or {}
+    proxy = summary.get("proxy_check") or {}
+    epochs = summary["settings"]["epochs"]
+    long_epochs = proxy.get("epochs", 4 * epochs)
+    # A proxy training is long_epochs / epochs study trainings' worth of epochs.
+    equivalent = studied + checks.get("k", 0) + proxy.get("k", 0) * long_epochs / epochs
+    coordinator = peaks.get(proc.pid, 0.0)
+    workers_peak = max([v for pid, v in peaks.items() if pid != proc.pid], default=0.0)
+    print(
+        f"\ndefault study: {studied} networks ({len(summary['spaces'])} spaces) + seed check k={checks.get('k', 0)} + "
+        f"proxy check k={proxy.get('k', 0)} at {long_epochs} epochs = {equivalent:.0f} {epochs}-epoch trainings' "
+        f"worth in {wall:.0f} s ({wall / 60:.1f} min; goal <= 60 min for >= 100 per space with its checks)"
+    )
+    print(
+        f"study trainings per hour: {3600 * studied / wall:.0f} networks, {3600 * equivalent / wall:.0f} "
+        "5-epoch trainings' worth (previous default: 300 networks in 35.5 min, 507 an hour, no checks)"
+    )
+    print(f"peak RSS: coordinator {coordinator:.0f} MB, any worker {workers_peak:.0f} MB (goal <= 2,048 MB)")
 
 
 if __name__ == "__main__":

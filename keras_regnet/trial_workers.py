@@ -404,6 +404,8 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
         first = trial.hyperparameters.values.get("tuner/initial_epoch", 0) if search.hyperband else 0
         for epoch in range(epochs):
             metrics = {k: v[epoch] for k, v in history.items() if v[epoch] is not None}
+            if "val_accuracy" not in metrics:  # an epoch without validation (a study validates the last)
+                continue
             search.oracle.update_trial(trial.trial_id, metrics, step=first + epoch)
         if status == "COMPLETED" and "val_accuracy" not in history:
             status, message = "FAILED", "the trial reported no val_accuracy"
