@@ -74,9 +74,10 @@ def main():
     parser.add_argument("--workers", type=int, default=None, help="default: one per core")
     parser.add_argument("--space", default="AnyNetX_E")
     parser.add_argument("--study", metavar="OUT", help="run the default study into OUT instead of a search")
+    parser.add_argument("--samples", type=int, help="with --study: networks per space (default: the study's)")
     args = parser.parse_args()
     if args.study:
-        return study_run(args.study, args.workers)
+        return study_run(args.study, args.workers, args.samples)
     out = tempfile.mkdtemp(prefix="study_throughput-")
     command = [
         sys.executable,
@@ -173,13 +174,15 @@ def run_tracked(command, keep):
     return proc, time.perf_counter() - start, peaks
 
 
-def study_run(out, workers):
+def study_run(out, workers, samples=None):
     """The default study as a user runs it: trainings per hour, wall time, peak RSS."""
     import json
 
     command = [sys.executable, "-m", "apps.cli", "study", "--out", out]
     if workers:
         command += ["--workers", str(workers)]
+    if samples:
+        command += ["--samples", str(samples)]
     proc, wall, peaks = run_tracked(command, lambda line: True)
     if proc.returncode != 0:
         sys.exit(f"study failed with exit code {proc.returncode}")

@@ -155,6 +155,10 @@ def _worker_main(conn, setup):
 
     tf.config.threading.set_intra_op_parallelism_threads(setup.threads)
     tf.config.threading.set_inter_op_parallelism_threads(setup.threads)
+    # Two of grappler's passes cost time on every new network's first step and change nothing here
+    # (channels-last CPU graphs; Keras' nested step functions): same errors, ~7% less per trial
+    # (bench/README.md, "Design-space trials").
+    tf.config.optimizer.set_experimental_options({"layout_optimizer": False, "function_optimization": False})
     load_data(setup, setup.seed)  # fails here (not per trial) when the data cannot be read
     conn.send(("ready", os.getpid()))
     done = 0

@@ -185,6 +185,10 @@ def test_bad_input_raises_clear_errors(tmp_path):
         (dict(flops="5M:1M"), "flops window must be"),
         (dict(flops=(2e6, 1e6)), "empty"),
         (dict(proxy_check=2), "--proxy-check"),
+        (dict(seed_check=2), "--seed-check"),
+        (dict(seed_check=-1), "--seed-check"),
+        (dict(fail_above=0), "--fail-above"),
+        (dict(fail_above=1.5), "--fail-above"),
         (dict(tuner="hyperband"), "at random"),
         (dict(max_trial=3), "unknown search settings max_trial"),
     ]
@@ -214,7 +218,7 @@ def tiny_study(tmp_path_factory):
     kwargs = dict(
         spaces=tiny_spaces("AnyNetX_C", "AnyNetX_D"),
         samples=3,
-        epochs=1,
+        epochs=2,  # two: a study validates only after the last epoch, and the oracle must take that
         flops=(1e5, 1e6),
         image_size=32,
         batch_size=64,
@@ -257,7 +261,7 @@ def test_study_end_to_end_numbers_match_trials(tiny_study):
 def test_study_proxy_check(tiny_study):
     out, _, summary, _ = tiny_study
     rows = csv_rows(out / study.PROXY_FILE)
-    assert len(rows) == 3 and all(r["epochs"] == "4" for r in rows)
+    assert len(rows) == 3 and all(r["epochs"] == "8" for r in rows)
     short = [float(r["short_error"]) for r in rows]
     long = [float(r["long_error"]) for r in rows]
     proxy = summary["proxy_check"]
@@ -272,7 +276,7 @@ def test_study_proxy_check(tiny_study):
 def test_study_seed_check_and_failed_share(tiny_study):
     out, _, summary, _ = tiny_study
     rows = csv_rows(out / study.SEED_FILE)
-    assert len(rows) == 3 and all(r["epochs"] == "1" for r in rows)
+    assert len(rows) == 3 and all(r["epochs"] == "2" for r in rows)
     table = {(r["space"], r["trial_id"]): r for r in csv_rows(out / study.TRIALS_FILE)}
     for row in rows:  # the first error is the study's own; the second comes from another seed
         trial = table[(row["space"], row["trial_id"])]
@@ -316,7 +320,7 @@ def test_study_resumes_without_retraining(tiny_study, capsys):
     assert {name: csv_rows(out / name / "trials.csv") for name in before} == before
     assert csv_rows(out / study.PROXY_FILE) == proxy_before
     with pytest.raises(ValueError, match="epochs"):
-        study.run_study(**dict(kwargs, epochs=2))
+        study.run_study(**dict(kwargs, epochs=3))
 
 
 # --------------------------------------------------------------------------- slow: the real spaces, CLI, distributed
@@ -337,6 +341,10 @@ def test_cli_study_on_the_paper_spaces(tmp_path):
         "0.3M:1M",
         "--batch-size",
         "64",
+        "--seed-check",
+        "0",
+        "--proxy-check",
+        "0",
         "--out",
         str(out),
         timeout=1800,
@@ -378,6 +386,10 @@ def test_distributed_study_chief_and_worker(tmp_path):
         "0.3M:1M",
         "--batch-size",
         "64",
+        "--seed-check",
+        "0",
+        "--proxy-check",
+        "0",
         "--out",
         str(out),
         "--oracle-port",

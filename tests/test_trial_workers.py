@@ -157,6 +157,10 @@ def test_a_killed_study_resumes_without_losing_or_rerunning_trials(tmp_path):
         "64",
         "--workers",
         "2",
+        "--seed-check",
+        "0",
+        "--proxy-check",
+        "0",
         "--out",
         str(out),
     ]
