@@ -158,6 +158,7 @@ def run_search(space, config=None, **settings):
         config.distributed, oracle_host=config.oracle_host, oracle_port=config.oracle_port, worker_id=config.worker_id
     )
     ds = config.load_data()
+    warn_if_too_short(config, ds)
     prepared = prepare_search(space, ds, config)
     if config.distributed == "chief":  # KerasTuner's chief serves the oracle; the workers train
         serve(prepared)
@@ -166,6 +167,25 @@ def run_search(space, config=None, **settings):
     if config.distributed == "worker":
         return []
     return finish_search(prepared)
+
+
+MIN_STEPS = 100  # fewer training steps per trial than this: warned (the study's default trains 145)
+
+
+def warn_if_too_short(config, ds):
+    """One warning line when every trial trains too few steps to learn (all errors near chance, no hint why)."""
+    import sys
+
+    steps = config.epochs * ds.steps_per_epoch
+    if steps < MIN_STEPS:
+        print(
+            f"warning: each trial trains only {steps} steps ({config.epochs} epoch(s) of {ds.steps_per_epoch} "
+            f"batches of {config.batch_size}), part of them the recipe's learning-rate warm-up: trials may all end "
+            f"near chance error. Use more --epochs or a smaller --batch-size (the study: 5 epochs at batch 32).",
+            file=sys.stderr,
+            flush=True,
+        )
+    return steps
 
 
 @dataclasses.dataclass

@@ -406,6 +406,12 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
         search = searches[index]
         epochs = len(next(iter(history.values()), [])) if history else 0
         first = trial.hyperparameters.values.get("tuner/initial_epoch", 0) if search.hyperband else 0
+        if history:  # every epoch's metrics, the ones KerasTuner does not take too (epochs without validation)
+            from keras_regnet import run_folder
+
+            trial_dir = os.path.join(search.project_dir, f"trial_{trial.trial_id}")
+            os.makedirs(trial_dir, exist_ok=True)
+            run_folder.write_json(os.path.join(trial_dir, "history.json"), history)
         for epoch in range(epochs):
             metrics = {k: v[epoch] for k, v in history.items() if v[epoch] is not None}
             if "val_accuracy" not in metrics:  # an epoch without validation (a study validates the last)

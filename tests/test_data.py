@@ -1,6 +1,5 @@
 """Tests for keras_regnet.data: offline, small, no downloads ever."""
 
-import math
 import os
 import socket
 import time
@@ -47,7 +46,16 @@ def test_digits_loads_offline_with_documented_metadata(digits):
     assert digits.num_classes == 10
     assert digits.class_names == [str(i) for i in range(10)]
     assert digits.input_shape == (32, 32, 1)
-    assert digits.steps_per_epoch == math.ceil(digits.num_examples["train"] / 64)
+    assert digits.steps_per_epoch == digits.num_examples["train"] // 64  # full batches only
+
+
+def test_train_split_drops_its_partial_batch_and_the_others_keep_theirs(digits):
+    """A batch of a few images through batch norm wrecked training (bench/README.md, "Study recipe")."""
+    sizes = [int(x.shape[0]) for x, _ in digits.train]
+    assert len(sizes) == digits.steps_per_epoch and set(sizes) == {64}
+    assert sum(int(x.shape[0]) for x, _ in digits.validation) == digits.num_examples["validation"]
+    tiny = data.load("digits", batch_size=5000)  # larger than the split: one (partial) batch, not none
+    assert tiny.steps_per_epoch == 1 and [int(x.shape[0]) for x, _ in tiny.train] == [tiny.num_examples["train"]]
     assert "digits" in data.DATASETS and data.available_datasets() == data.DATASETS
 
 
@@ -58,7 +66,8 @@ def test_digits_batches_shapes_dtypes_and_range(digits):
     assert x.min() >= 0.0 and x.max() <= 255.0
     assert x.max() > 200.0  # rescaled from 0..16 to 0..255, not left raw
     assert set(np.unique(y)) <= set(range(10))
-    assert digits.train.element_spec[0].shape.as_list() == [None, 32, 32, 1]
+    assert digits.train.element_spec[0].shape.as_list() == [64, 32, 32, 1]  # full batches only
+    assert digits.validation.element_spec[0].shape.as_list() == [None, 32, 32, 1]
 
 
 def test_digits_splits_cover_dataset_and_are_stratified(digits):
@@ -68,7 +77,7 @@ def test_digits_splits_cover_dataset_and_are_stratified(digits):
     assert abs(n["validation"] / 1797 - 0.10) < 0.01 and abs(n["test"] / 1797 - 0.15) < 0.01
     for split in ("train", "validation", "test"):
         images, labels = collect(getattr(digits, split))
-        assert len(labels) == n[split]
+        assert len(labels) == (n[split] // 64 * 64 if split == "train" else n[split])  # train: full batches
         counts = np.bincount(labels, minlength=10)
         assert (counts > 0).all(), (split, counts)
         # Stratified: each class's share matches the whole dataset's (~10%) closely.
@@ -78,7 +87,7 @@ def test_digits_splits_cover_dataset_and_are_stratified(digits):
 def test_digits_pixels_are_the_rescaled_originals():
     from sklearn.datasets import load_digits
 
-    ds = data.load("digits", image_size=8, batch_size=512)  # 8x8: resize is the identity
+    ds = data.load("digits", image_size=8, batch_size=1)  # 8x8: resize is the identity; batch 1 drops nothing
     images = np.concatenate([collect(getattr(ds, s))[0] for s in ("train", "validation", "test")])
     expected = np.round(load_digits().images * 255.0 / 16.0)
     # Same multiset of images: compare sorted per-image pixel sums and the exact pixel values.
@@ -204,11 +213,12 @@ def tiny_tfds(tmp_path_factory):
 
 def test_prepared_tfds_dataset_carves_validation_from_train(tiny_tfds):
     name, data_dir = tiny_tfds
-    ds = data.load(name, data_dir=data_dir, batch_size=8, validation_fraction=0.25, channels=1)
+    ds = data.load(name, data_dir=data_dir, batch_size=5, validation_fraction=0.25, channels=1)
     assert ds.class_names == ["cat", "dog", "owl"] and ds.num_classes == 3
     assert ds.input_shape == (32, 32, 1)  # default size for other TFDS names; RGB -> gray
     assert ds.num_examples == {"train": 30, "validation": 10, "test": 9}
-    assert ds.steps_per_epoch == 4
+    assert ds.steps_per_epoch == 6
+    assert data.load(name, data_dir=data_dir, batch_size=8, validation_fraction=0.25).steps_per_epoch == 3  # 30 // 8
     ids = {}
     for split in ("train", "validation", "test"):
         x, y = collect(getattr(ds, split))

@@ -410,7 +410,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, tiny_spec):
     assert [int(r["epoch"]) for r in rows] == list(range(epochs))  # 0..E-1, no duplicates
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_from_epoch"] == done
-    steps_per_epoch = math.ceil(summary["num_examples"]["train"] / 16)
+    steps_per_epoch = summary["num_examples"]["train"] // 16  # full batches only
     assert summary["steps_this_run"] == (epochs - done) * steps_per_epoch
     assert summary["steps"] == epochs * steps_per_epoch  # the whole run, the killed part included
     assert summary["wall_time_s"] > summary["wall_time_this_run_s"] > 0

@@ -50,6 +50,16 @@ def test_oracle_draws_design_space_samples_reproducibly():
         assert values["flops"] == space.complexity(spec).flops
 
 
+@pytest.mark.parametrize("make", [tuning.RandomSearchOracle, tuning.BayesianOptimizationOracle])
+def test_seed_zero_is_a_seed(make):
+    """KerasTuner takes `seed or random.randint(...)`: seed 0 (the default of search and study) must not draw anew."""
+    space = small_space("AnyNetX_D")
+    oracles = [make(space, objective=tuning.OBJECTIVE, max_trials=5, seed=0) for _ in range(3)]
+    assert {o.seed for o in oracles} == {0}
+    draws = [[o.sample_values() for _ in range(3)] for o in oracles]
+    assert draws[0] == draws[1] == draws[2]
+
+
 def test_oracle_resumes_its_random_stream_from_saved_state():
     space = small_space("AnyNetX_E")
     first = tuning.RandomSearchOracle(space=space, objective=tuning.OBJECTIVE, max_trials=5, seed=3)
