@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "train": "train a model (default: RegNetX32 on the embedded digits data)",
     "search": "KerasTuner search over a design space",
     "study": "compare design spaces by their error EDFs",
+    "predict": "class and probability per image from a trained .keras model",
     "export": "export a trained .keras model as a TF Serving SavedModel",
     "serve": "serve an exported SavedModel over the TF Serving REST API",
 }

@@ -103,24 +103,7 @@ def main():
     ]
     if args.workers:
         command += ["--workers", str(args.workers)]
-    peaks, stop = {}, threading.Event()
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        command,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    sampler = threading.Thread(target=sample_tree, args=(proc.pid, stop, peaks), daemon=True)
-    sampler.start()
-    for line in proc.stdout:
-        if line.startswith("trial "):
-            print(line.rstrip(), flush=True)
-    proc.wait()
-    wall = time.perf_counter() - start
-    stop.set()
-    sampler.join()
+    proc, wall, peaks = run_tracked(command, lambda line: line.startswith("trial "))
     try:
         with open(os.path.join(out, "trials.csv"), newline="") as f:
             rows = sorted(csv.DictReader(f), key=lambda r: int(r["trial_id"]))

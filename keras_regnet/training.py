@@ -715,6 +715,7 @@ def train(config):
         "input_shape": list(input_shape),
         "classes": ds.num_classes,
         "num_examples": ds.num_examples,
+        "class_names": list(ds.class_names),  # `keras-regnet predict` names classes with them
         "skipped_images": len(ds.skipped_files),
         "complexity": complexity.count(spec, input_shape, ds.num_classes).to_dict(),
         "epochs": config.epochs,

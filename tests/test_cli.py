@@ -84,3 +84,32 @@ def test_cpu_commands_print_no_tensorflow_start_up_noise():
     assert "absl::InitializeLog" not in result.stderr and "oneDNN" not in result.stderr, result.stderr
     if not startup.has_nvidia_driver():
         assert result.stderr == "", result.stderr  # above all no "CUDA error" line
+
+
+def test_predict_prints_class_and_probability_per_image_as_training_prepared_them(tmp_path):
+    """A model that reads the mean pixel: predict must hand it [0, 255] pixels at its input size."""
+    import json
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    inputs = keras.Input((16, 16, 1))
+    mean = keras.layers.GlobalAveragePooling2D()(inputs)  # 0..255
+    outputs = keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros")(mean)
+    model = keras.Model(inputs, outputs)
+    model.layers[-1].set_weights([np.array([[-0.1, 0.1]]), np.array([12.8, -12.8])])  # class 1 iff mean > 128
+    model.save(tmp_path / "m.keras")
+    (tmp_path / "summary.json").write_text(json.dumps({"class_names": ["dark", "bright"]}))
+    paths = []
+    for name, value in (("dark.png", 20), ("bright.png", 240)):
+        image = np.full((8, 8, 3), value, np.uint8)  # other size and channels: resized and made gray
+        tf.io.write_file(str(tmp_path / name), tf.io.encode_png(image))
+        paths.append(str(tmp_path / name))
+    result = run_cli("predict", "--model", str(tmp_path / "m.keras"), *paths, "--top", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith(f"{paths[0]}: dark 1.0000") and lines[1].startswith(f"{paths[1]}: bright 1.0000")
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    bad = run_cli("predict", "--model", str(tmp_path / "m.keras"), str(tmp_path / "junk.png"))
+    assert bad.returncode == 2 and "junk.png" in bad.stderr and "Traceback" not in bad.stderr
