@@ -197,7 +197,7 @@ def test_cli_export_roundtrip_and_errors(model, tmp_path, capsys):
     garbage = tmp_path / "garbage.keras"
     garbage.write_bytes(b"not a zip")
     assert cli.main(["export", "--model", str(garbage), "--out", str(out)]) == 2
-    assert "cannot be loaded" in capsys.readouterr().err
+    assert "is not a Keras zip archive" in capsys.readouterr().err  # garbage bytes: not the zip .keras is
     assert cli.main(["export", "--model", str(model_file), "--out", str(out), "--version", "2", "--no-verify"]) == 2
     assert "already holds version 2" in capsys.readouterr().err
     shutil.rmtree(out)
