@@ -8,6 +8,7 @@ line, without a traceback.
 
 import argparse
 import importlib
+import os
 import sys
 
 SUBCOMMANDS = {
@@ -41,7 +42,11 @@ def main(argv=None):
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    startup.quiet_tensorflow()  # after --help / usage errors, which need no TensorFlow
+    # After --help / usage errors, which need no TensorFlow. Under another Keras backend TensorFlow is
+    # not imported here: importing it first would load Keras on TensorFlow before --backend applies.
+    backend = getattr(args, "backend", None) or os.environ.get("KERAS_BACKEND")
+    if backend in (None, "", "tensorflow"):
+        startup.quiet_tensorflow()
     try:
         return int(args._module.run(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:
