@@ -472,27 +472,16 @@ def run_searches(searches, setup, *, workers, sequential=False, poll_seconds=1.0
             for worker in {id(waitables[h]): waitables[h] for h in ready}.values():
                 if pool.get(worker.slot) is not worker:
                     continue
-                exited = False
-                while not exited and _poll(worker.conn):  # messages first: a recycled worker's last result
-                    message = _receive(worker.conn)
-                    if message is None:
-                        exited = True
-                    elif message[0] == "ready":
-                        worker.ready = True
-                    elif message[0] == "done":
-                        result = message[2]
-                        history = result["history"]
-                        if history:
-                            history["worker_peak_rss_mb"] = [result["peak_rss_mb"]] * len(history["seconds"])
-                        finish_trial(worker, result["status"], result["message"], history)
-                        exited = result["recycle"]
-                if not exited and worker.alive():
+
+                def done(worker, result):
+                    history = result["history"]
+                    if history:
+                        history["worker_peak_rss_mb"] = [result["peak_rss_mb"]] * len(history["seconds"])
+                    finish_trial(worker, result["status"], result["message"], history)
+
+                if not _drain(worker, done) and worker.alive():
                     continue
-                try:
-                    worker.process.wait(30)
-                except subprocess.TimeoutExpired:
-                    worker.process.kill()
-                    worker.process.wait()
+                _reap(worker.process)
                 if worker.task is not None:  # it died during a trial: the trial goes back to the oracle
                     finish_trial(worker, "INVALID", _died_message(worker.process), {})
                 if not worker.ready:
@@ -531,24 +520,14 @@ def run_tasks(tasks, setup, *, workers, on_result, poll_seconds=1.0):
                     worker.conn.send(worker.task)
             ready = multiprocessing.connection.wait([w.conn for w in pool.values()], timeout=poll_seconds)
             for worker in [w for w in list(pool.values()) if w.conn in ready]:
-                exited = False
-                while not exited and _poll(worker.conn):
-                    message = _receive(worker.conn)
-                    if message is None:
-                        exited = True
-                    elif message[0] == "ready":
-                        worker.ready = True
-                    elif message[0] == "done":
-                        task, worker.task = worker.task, None
-                        on_result(task, message[2])
-                        exited = message[2]["recycle"]
-                if not exited and worker.alive():
+
+                def done(worker, result):
+                    task, worker.task = worker.task, None
+                    on_result(task, result)
+
+                if not _drain(worker, done) and worker.alive():
                     continue
-                try:
-                    worker.process.wait(30)
-                except subprocess.TimeoutExpired:
-                    worker.process.kill()
-                    worker.process.wait()
+                _reap(worker.process)
                 if worker.task is not None:
                     task, worker.task = worker.task, None
                     task["tries"] += 1
@@ -564,6 +543,33 @@ def run_tasks(tasks, setup, *, workers, on_result, poll_seconds=1.0):
     finally:
         for worker in pool.values():
             worker.stop()
+
+
+def _drain(worker, done):
+    """Handle the worker's pending messages (a recycled worker's last result first); True once it has exited.
+
+    ``done(worker, result)`` takes each finished trial's result.
+    """
+    while _poll(worker.conn):
+        message = _receive(worker.conn)
+        if message is None:
+            return True
+        if message[0] == "ready":
+            worker.ready = True
+        elif message[0] == "done":
+            done(worker, message[2])
+            if message[2]["recycle"]:
+                return True
+    return False
+
+
+def _reap(process):
+    """Wait for an exiting worker process; kill it if it hangs."""
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _poll(conn):
