@@ -190,11 +190,17 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             )
             # The op returns the unbiased (Bessel-corrected) batch variance;
             # Keras keeps the biased one in its moving average.
-            count = tf.cast(tf.size(inputs) // channels, tf.float32)
-            variance = variance * tf.math.maximum(count - 1.0, 0.0) / tf.math.maximum(count, 1.0)
-            mean, variance = tf.stop_gradient(mean), tf.stop_gradient(variance)
-            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+            if inputs.shape.num_elements() is not None:  # static count: two ops, not eight, per layer
+                count = float(inputs.shape.num_elements() // channels)
+                variance = variance * max(count - 1.0, 0.0) / max(count, 1.0)
+            else:
+                count = tf.cast(tf.size(inputs) // channels, tf.float32)
+                variance = variance * tf.math.maximum(count - 1.0, 0.0) / tf.math.maximum(count, 1.0)
+            # Keras' formula on the tf.Variables: Keras' Variable arithmetic builds the same ops at
+            # several times the tracing cost (these moving averages are outside the gradient).
+            for variable, value in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                variable = variable.value
+                variable.assign(variable * self.momentum + value * (1.0 - self.momentum))
         else:
             outputs, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
                 x=inputs,

@@ -12,7 +12,10 @@ On TensorFlow outside a distribution strategy, the momentum update of each
 variable is also one fused `ResourceApplyKerasMomentum` kernel (the same
 formula, m = momentum * m - lr * g; w += m) instead of Keras' eight or so
 element-wise ops, reads and assignments: a design-space trial's training
-step runs about a third fewer ops (bench/trial_cost.py).
+step runs about a third fewer ops (bench/trial_cost.py). There, too, the
+weight decay and the update are built in a plain loop over the variables:
+Keras routes each variable through tf.distribute's update wrappers, which
+cost more to trace than the ops they wrap.
 """
 
 import keras
@@ -34,13 +37,37 @@ class SGD(keras.optimizers.SGD):
     def learning_rate(self, value):
         keras.optimizers.SGD.learning_rate.fset(self, value)
 
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        # Keras evaluates the schedule once per variable (weight decay) plus once for the update.
+        self._step_learning_rate = self._get_current_learning_rate()
+        try:
+            return super()._backend_apply_gradients(grads, trainable_variables)
+        finally:
+            self._step_learning_rate = None
+
+    def _plain_tensorflow(self):
+        """TensorFlow outside a distribution strategy: the per-variable ops can be built directly."""
+        if keras.backend.backend() != "tensorflow":
+            return False
+        import tensorflow as tf
+
+        return not tf.distribute.has_strategy()
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        if not self._plain_tensorflow():
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        # Keras routes each variable through tf.distribute's update machinery, ~5 ms of tracing
+        # a variable; with no strategy that is a plain loop (the same update ops).
+        for gradient, variable in zip(grads, trainable_variables):
+            self.update_step(
+                gradient, variable.value if isinstance(variable, keras.Variable) else variable, learning_rate
+            )
+
     def update_step(self, gradient, variable, learning_rate):
-        if self.momentum == 0 or keras.backend.backend() != "tensorflow":
+        if self.momentum == 0 or not self._plain_tensorflow():  # mirrored/multi-worker variables: Keras' own
             return super().update_step(gradient, variable, learning_rate)
         import tensorflow as tf
 
-        if tf.distribute.has_strategy():  # mirrored/multi-worker variables: Keras' own update
-            return super().update_step(gradient, variable, learning_rate)
         momentum = self.momentums[self._get_variable_index(variable)]
         tf.raw_ops.ResourceApplyKerasMomentum(
             var=variable.handle,
@@ -53,10 +80,13 @@ class SGD(keras.optimizers.SGD):
         )
 
     def _apply_weight_decay(self, variables):
-        if self.weight_decay is None:
+        if self.weight_decay is None or not self._plain_tensorflow():
             return super()._apply_weight_decay(variables)
-        self._step_learning_rate = self._get_current_learning_rate()
-        try:
-            return super()._apply_weight_decay(variables)
-        finally:
-            self._step_learning_rate = None
+        import tensorflow as tf
+
+        # Keras' decoupled decay, w -= w * wd * lr, without the per-variable tf.distribute wrapper.
+        for variable in variables:
+            if self._use_weight_decay(variable):
+                variable = variable.value if isinstance(variable, keras.Variable) else variable
+                lr = tf.cast(self.learning_rate, variable.dtype)
+                variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype) * lr)

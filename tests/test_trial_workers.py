@@ -195,3 +195,21 @@ def test_a_killed_study_resumes_without_losing_or_rerunning_trials(tmp_path):
     }
     assert not rerun & set(before)
     assert (out / "report.md").exists()
+
+
+def test_final_validation_matches_keras_evaluate():
+    """The study's eager one-pass validation gives Keras' evaluate numbers (chunks of any size)."""
+
+    from keras_regnet import data, training
+    from keras_regnet.models import AnyNet
+    from keras_regnet.specs import AnyNetSpec
+
+    ds = data.load("digits", image_size=32, batch_size=32, validation_fraction=0.35, seed=0)
+    model = AnyNet(AnyNetSpec(16, [(1, 16, 8), (2, 32, 8)]), input_shape=ds.input_shape, classes=ds.num_classes)
+    training.compile_model(model, training.TrainConfig(epochs=1, batch_size=32), ds.steps_per_epoch)
+    model.fit(ds.train.take(3), epochs=1, verbose=0)  # moving statistics away from their initial values
+    expected = model.evaluate(ds.validation, verbose=0, return_dict=True)
+    for chunk in (100, 512):
+        loss, accuracy = trial_workers.final_validation(model, ds.validation, chunk=chunk)
+        assert accuracy == pytest.approx(expected["accuracy"], abs=1e-6)
+        assert loss == pytest.approx(expected["loss"], rel=1e-4)
