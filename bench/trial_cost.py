@@ -15,6 +15,12 @@ graph optimisation, the step); the rest of epoch 1; the first validation
 KerasTuner's own trial loop, the extra time of one in-process
 `keras_tuner.Tuner` trial (per-epoch checkpoint, trial records).
 
+With ``--phases`` it times the phases of a study trial for a few networks of
+the study's recipe (half of digits trained, the other half scored): ops in the
+traced training step, build, tracing, TensorFlow's first run (grappler,
+oneDNN primitives), ms per step, and the one validation pass, Keras'
+``evaluate`` (traced) against the eager `trial_workers.final_validation`.
+
 With ``--ops`` it instead looks inside one training step of an 11-block
 network: the graph ops of the traced step (forward, backward, optimizer),
 the trace time, and ms per step for inference, the training forward pass,
@@ -24,6 +30,7 @@ is spread thin).
 
     python bench/trial_cost.py [--nets 4] [--threads 1]
     python bench/trial_cost.py --ops [--threads 1]
+    python bench/trial_cost.py --phases [--nets 4] [--space AnyNetX_E]
 """
 
 import argparse
@@ -150,9 +157,60 @@ def ops_report(ds, space, config):
         )
 
 
+def phases_report(space_name, nets):
+    """Per network: graph ops of the step, build, trace, first run, ms per step, validation both ways."""
+    import keras
+
+    from keras_regnet import data as data_lib
+    from keras_regnet import design_spaces, training, trial_workers
+    from keras_regnet.models import AnyNet
+
+    tf.config.optimizer.set_experimental_options({"layout_optimizer": False, "function_optimization": False})
+    ds = data_lib.load("digits", image_size=32, batch_size=32, seed=0, validation_fraction=0.35)
+    scored = ds.validation.concatenate(ds.test)
+    space = design_spaces.get(space_name, flops=(0.5e6, 2e6), input_shape=ds.input_shape, classes=10)
+    config = training.TrainConfig(epochs=5, batch_size=32, lr=0.05, verbose=0)
+    x, y = next(iter(ds.train))
+    print(f"{nets} {space_name} nets (0.5M-2M flops), digits 32x32 half split, batch 32, one thread; seconds")
+    print("  blocks  flops  step ops  build  trace  first run  ms/step  val: evaluate (traced)  eager")
+    for i, spec in enumerate(space.sample_many(np.random.default_rng(1), nets)):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(i)
+        began = time.perf_counter()
+        model = AnyNet(spec, input_shape=ds.input_shape, classes=10)
+        training.compile_model(model, config, ds.steps_per_epoch)
+        build = time.perf_counter() - began
+        step = tf.function(lambda a, b: model.train_step((a, b)))
+        began = time.perf_counter()
+        ops = len(step.get_concrete_function(x, y).graph.get_operations())
+        trace = time.perf_counter() - began
+        began = time.perf_counter()
+        step(x, y)
+        first = time.perf_counter() - began
+        began = time.perf_counter()
+        for _ in range(10):
+            out = step(x, y)
+        float(out["loss"])
+        per_step = (time.perf_counter() - began) / 10 * 1000
+        began = time.perf_counter()
+        model.evaluate(scored, verbose=0)
+        traced = time.perf_counter() - began
+        began = time.perf_counter()
+        trial_workers.final_validation(model, scored)
+        eager = time.perf_counter() - began
+        flops = space.complexity(spec).flops / 1e6
+        print(
+            f"  {sum(spec.depths):6d} {flops:5.2f}M {ops:9d} {build:6.2f} {trace:6.2f} {first:10.2f} "
+            f"{per_step:8.1f} {traced:23.2f} {eager:6.2f}",
+            flush=True,
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", action="store_true", help="the anatomy of one training step instead")
+    parser.add_argument("--phases", action="store_true", help="the phases of a study trial instead")
+    parser.add_argument("--space", default="AnyNetX_E", help="with --phases: the design space")
     parser.add_argument("--nets", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="TF threads (a pool worker on 2 cores gets 1)")
@@ -172,6 +230,8 @@ def main():
     config = training.TrainConfig(epochs=args.epochs, batch_size=32, lr=0.05, verbose=0)
     if args.ops:
         return ops_report(ds, space, config)
+    if args.phases:
+        return phases_report(args.space, args.nets)
     print(f"{args.nets} AnyNetX_E nets, {args.epochs} epochs, batch 32, digits 32x32, {args.threads} thread(s)")
     totals = {}
     for variant in ("stock", "ours"):

@@ -14,7 +14,7 @@ explicitly so weights can be found and mapped by name:
 import keras
 from keras import layers
 
-from keras_regnet.layers import FusedBatchNormalization, GroupedConv2D, SqueezeExcite
+from keras_regnet.layers import FusedBatchNormalization, GroupedConv2D, PointwiseConv2D, SqueezeExcite
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -23,7 +23,7 @@ KERNEL_INIT = "he_normal"
 
 def conv_bn(x, filters, kernel_size, name, *, strides=1, groups=1, activation=True, zero_gamma=False):
     """Conv (no bias: BN follows) -> BN (gamma starts at 0 with `zero_gamma`) -> optional ReLU."""
-    conv = GroupedConv2D if groups > 1 else layers.Conv2D
+    conv = GroupedConv2D if groups > 1 else PointwiseConv2D if kernel_size == 1 else layers.Conv2D
     x = conv(
         filters,
         kernel_size,
@@ -70,7 +70,7 @@ def bottleneck_block(x, width_in, stage, stride, name, zero_init_last=False):
     short schedule's peak learning rate instead of blowing up after warm-up.
     """
     if width_in != stage.width or stride != 1:
-        shortcut = layers.Conv2D(
+        shortcut = PointwiseConv2D(
             stage.width,
             1,
             strides=stride,

@@ -1,4 +1,5 @@
-"""Keras layers that Keras lacks or runs slowly: GroupedConv2D, FusedBatchNormalization, SqueezeExcite.
+"""Keras layers that Keras lacks or runs slowly: GroupedConv2D, PointwiseConv2D, FusedBatchNormalization,
+SqueezeExcite.
 
 Both speed layers keep their Keras parent's constructor, config and weights
 (files and weights are interchangeable with `keras.layers.Conv2D` and
@@ -137,6 +138,47 @@ class GroupedConv2D(keras.layers.Conv2D):
             for x, k in zip(input_groups, kernel_groups)
         ]
         return ops.concatenate(outputs, axis=axis)
+
+
+@keras.saving.register_keras_serializable(package="keras_regnet")
+class PointwiseConv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D` whose large 1x1 convolutions run as matrix products where TensorFlow
+    has no oneDNN.
+
+    Same arguments, config, weights and outputs as Keras' layer. A 1x1
+    convolution is a matmul over the pixels (a stride picks every s-th
+    pixel first). TensorFlow's Eigen kernels (its CPU default where oneDNN is
+    off, e.g. on AMD processors) compute the input gradient of a 1x1
+    convolution with a large kernel 2-12x slower than the same matmul: 128 ->
+    512 channels at batch 32 and 1x1 pixels cost 7.3 ms against 0.9 ms, most
+    of a design-space trial's step when its last stage is wide
+    (bench/README.md, "Inside one trial"). Kernels under 128 x 256 (equally
+    fast either way), oneDNN builds, other backends and layouts use Keras'
+    own convolution.
+    """
+
+    MATMUL_MIN_KERNEL = 128 * 256  # in x out channels from which the matmul wins on Eigen (bench)
+
+    def convolution_op(self, inputs, kernel):
+        if (
+            keras.backend.backend() != "tensorflow"
+            or tuple(kernel.shape[:2]) != (1, 1)
+            or kernel.shape[2] * kernel.shape[3] < self.MATMUL_MIN_KERNEL
+            or _tf_native_grouped_conv_trains()  # oneDNN is on: its 1x1 convolutions are fast
+            or self.groups != 1
+            or self.data_format != "channels_last"
+            or tuple(self.dilation_rate) != (1, 1)
+        ):
+            return super().convolution_op(inputs, kernel)
+        import tensorflow as tf
+
+        if tuple(self.strides) != (1, 1):  # "same" and "valid" agree for a 1x1 kernel: no padding
+            inputs = inputs[:, :: self.strides[0], :: self.strides[1], :]
+        pixels = tf.reshape(inputs, [-1, kernel.shape[2]])
+        outputs = tf.matmul(pixels, tf.reshape(kernel, kernel.shape[2:]))
+        if inputs.shape[:3].is_fully_defined():  # a traced training step: no shape ops to build
+            return tf.reshape(outputs, [*inputs.shape[:3], kernel.shape[3]])
+        return tf.reshape(outputs, tf.concat([tf.shape(inputs)[:3], [kernel.shape[3]]], 0))
 
 
 @keras.saving.register_keras_serializable(package="keras_regnet")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_regnet.layers import GroupedConv2D, SqueezeExcite
+from keras_regnet import layers as layers_module
+from keras_regnet.layers import GroupedConv2D, PointwiseConv2D, SqueezeExcite
 
 
 def _relative(a, b):
@@ -47,6 +48,38 @@ def test_grouped_conv_matches_keras_conv2d(groups, strides, channels_in, filters
         tape.gradient(loss_ref, [x, ref.kernel, ref.bias]), tape.gradient(loss_ours, [x, ours.kernel, ours.bias])
     ):
         assert _relative(g_ref, g_ours) < 1e-4
+
+
+@pytest.mark.parametrize("strides, size, padding", [(1, 4, "same"), (2, 5, "same"), (2, 4, "valid")])
+def test_pointwise_conv_matmul_path_matches_keras_conv2d(monkeypatch, strides, size, padding):
+    """The matmul form (taken where oneDNN is off) gives Conv2D's outputs and gradients, traced or not."""
+    monkeypatch.setattr(layers_module, "_tf_native_grouped_conv_trains", lambda: False)
+    rng = np.random.default_rng(strides * 10 + size)
+    x = tf.constant(rng.normal(size=(3, size, size, 128)).astype("float32"))
+    kwargs = dict(filters=256, kernel_size=1, strides=strides, padding=padding)
+    ref, ours = keras.layers.Conv2D(**kwargs), PointwiseConv2D(**kwargs)
+    ref.build(x.shape)
+    ours.build(x.shape)
+    ours.set_weights(ref.get_weights())
+    probe = tf.constant(rng.normal(size=ref(x).shape).astype("float32"))
+
+    def loss_and_gradients(layer, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * probe)
+        return tape.gradient(loss, [x, layer.kernel, layer.bias])
+
+    expected = loss_and_gradients(ref, x)
+    for run in (loss_and_gradients, tf.function(loss_and_gradients)):
+        for g_ref, g_ours in zip(expected, run(ours, x)):
+            assert _relative(g_ref, g_ours) < 1e-5
+    # Unknown batch size (a functional model's symbolic call, a served model): same shapes.
+    inputs = keras.Input((size, size, 128))
+    model = keras.Model(inputs, PointwiseConv2D(**kwargs)(inputs))
+    model.layers[1].set_weights(ref.get_weights())
+    assert model.output_shape == (None, *ref(x).shape[1:])
+    assert _relative(ref(x), model(x)) < 1e-5
+    assert PointwiseConv2D.from_config(ref.get_config()).get_config() == ref.get_config()
 
 
 def test_grouped_conv_inside_tf_function_and_valid_padding():
