@@ -180,7 +180,7 @@ def phases_report(space_name, nets):
         model = AnyNet(spec, input_shape=ds.input_shape, classes=10)
         training.compile_model(model, config, ds.steps_per_epoch)
         build = time.perf_counter() - began
-        step = tf.function(lambda a, b: model.train_step((a, b)))
+        step = tf.function(lambda a, b, model=model: model.train_step((a, b)))
         began = time.perf_counter()
         ops = len(step.get_concrete_function(x, y).graph.get_operations())
         trace = time.perf_counter() - began
