@@ -157,6 +157,10 @@ def ops_report(ds, space, config):
         )
 
 
+def _traced_step(model):
+    return tf.function(lambda a, b: model.train_step((a, b)))
+
+
 def phases_report(space_name, nets):
     """Per network: graph ops of the step, build, trace, first run, ms per step, validation both ways."""
     import keras
@@ -180,7 +184,7 @@ def phases_report(space_name, nets):
         model = AnyNet(spec, input_shape=ds.input_shape, classes=10)
         training.compile_model(model, config, ds.steps_per_epoch)
         build = time.perf_counter() - began
-        step = tf.function(lambda a, b, model=model: model.train_step((a, b)))
+        step = _traced_step(model)
         began = time.perf_counter()
         ops = len(step.get_concrete_function(x, y).graph.get_operations())
         trace = time.perf_counter() - began
