@@ -94,3 +94,18 @@ def test_config_and_keras_file_round_trip(tmp_path):
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded.get_layer("bn"), FusedBatchNormalization)
     assert isinstance(loaded.get_layer("bn"), keras.layers.BatchNormalization)
+
+
+def test_statistics_match_keras_with_an_unknown_batch_size():
+    """Traced with a None batch dimension (the sample count is then computed in the graph)."""
+    shape = (8, 5, 5, 6)
+    x = tf.constant(np.random.default_rng(2).normal(size=shape).astype("float32") * 2 + 1)
+    reference, fused = _pair(shape)
+    for layer in (reference, fused):
+        step = tf.function(
+            lambda a, layer=layer: layer(a, training=True), input_signature=[tf.TensorSpec((None, 5, 5, 6))]
+        )
+        step(x)
+        step(x[:3])  # a partial batch: a different count, same traced function
+    for a, b in zip(reference.get_weights(), fused.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
