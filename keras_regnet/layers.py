@@ -152,7 +152,7 @@ class PointwiseConv2D(keras.layers.Conv2D):
     convolution with a large kernel 2-12x slower than the same matmul: 128 ->
     512 channels at batch 32 and 1x1 pixels cost 7.3 ms against 0.9 ms, most
     of a design-space trial's step when its last stage is wide
-    (bench/README.md, "Inside one trial"). Kernels under 128 x 256 (equally
+    (bench/README.md, "Inside one trial, second round"). Kernels under 128 x 256 (equally
     fast either way), oneDNN builds, other backends and layouts use Keras'
     own convolution.
     """
@@ -164,7 +164,7 @@ class PointwiseConv2D(keras.layers.Conv2D):
             keras.backend.backend() != "tensorflow"
             or tuple(kernel.shape[:2]) != (1, 1)
             or kernel.shape[2] * kernel.shape[3] < self.MATMUL_MIN_KERNEL
-            or _tf_native_grouped_conv_trains()  # oneDNN is on: its 1x1 convolutions are fast
+            or _tf_native_grouped_conv_trains()  # true only with oneDNN on, whose 1x1 convolutions are fast
             or self.groups != 1
             or self.data_format != "channels_last"
             or tuple(self.dilation_rate) != (1, 1)

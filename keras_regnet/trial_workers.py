@@ -255,10 +255,10 @@ def final_validation(model, dataset, chunk=512):
     """(loss, accuracy) of a compiled classifier on `dataset`, run eagerly in chunks of `chunk` images.
 
     Why: a study validates each network once; tracing and optimising Keras'
-    test step for that single pass costs more than the pass (0.7 s for a
-    12-block net, 2.6 s for 31 blocks; a few large eager batches cost
-    0.4-1 s, bench/README.md "Inside one trial"). Same loss and accuracy
-    as `model.evaluate` up to float rounding.
+    test step for that single pass costs more than the pass (`evaluate`
+    1.35 s for a 12-block net, 3.70 s for 31 blocks; this 0.73 / 1.37 s,
+    bench/README.md "Inside one trial, second round"). Same loss and
+    accuracy as `model.evaluate` up to float rounding.
     """
     import numpy as np
 
