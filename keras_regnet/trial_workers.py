@@ -260,6 +260,7 @@ def final_validation(model, dataset, chunk=512):
     bench/README.md "Inside one trial, second round"). Same loss and
     accuracy as `model.evaluate` up to float rounding.
     """
+    import keras
     import numpy as np
 
     batches = list(dataset.as_numpy_iterator())
@@ -269,8 +270,9 @@ def final_validation(model, dataset, chunk=512):
     for begin in range(0, len(images), chunk):
         x, y = images[begin : begin + chunk], labels[begin : begin + chunk]
         outputs = model(x, training=False)
-        loss_sum += float(model.loss(y, outputs)) * len(x)
-        correct += int(np.sum(np.argmax(np.asarray(outputs), axis=-1) == y.reshape(-1)))
+        loss_sum += float(keras.ops.convert_to_numpy(model.loss(y, outputs))) * len(x)
+        predicted = np.argmax(keras.ops.convert_to_numpy(outputs), axis=-1)  # any backend's tensor
+        correct += int(np.sum(predicted == y.reshape(-1)))
     return loss_sum / len(images), correct / len(images)
 
 

@@ -50,6 +50,47 @@ def test_grouped_conv_matches_keras_conv2d(groups, strides, channels_in, filters
         assert _relative(g_ref, g_ours) < 1e-4
 
 
+@pytest.mark.parametrize(
+    "groups, strides, channels_in, filters, padding",
+    [
+        (8, 1, 16, 16, "same"),  # 2 channels a group: depthwise conv x2 summed in groups
+        (4, 2, 16, 8, "same"),  # 4 in, 2 out a group, strided
+        (6, 2, 24, 48, "valid"),  # 4 in, 8 out a group
+        (4, 1, 4, 12, "same"),  # 1 in, 3 out a group: the depthwise conv alone
+        (2, 1, 16, 16, "same"),  # 8 channels a group: the split form
+    ],
+)
+def test_grouped_conv_without_onednn_matches_keras_conv2d(monkeypatch, groups, strides, channels_in, filters, padding):
+    """The forms taken where oneDNN is off (AMD CPUs) give Conv2D's outputs and gradients, traced,
+    eager, and with an unknown batch and image size."""
+    monkeypatch.setattr(layers_module, "_tf_native_grouped_conv_trains", lambda: False)
+    rng = np.random.default_rng(groups * 100 + channels_in + filters)
+    x = tf.constant(rng.normal(size=(3, 9, 9, channels_in)).astype("float32"))
+    kwargs = dict(filters=filters, kernel_size=3, strides=strides, padding=padding, groups=groups)
+    ref, ours = keras.layers.Conv2D(**kwargs), GroupedConv2D(**kwargs)
+    ref.build(x.shape)
+    ours.build(x.shape)
+    ours.set_weights([rng.normal(size=w.shape).astype("float32") for w in ref.weights])
+    ref.set_weights(ours.get_weights())
+    probe = tf.constant(rng.normal(size=ref(x).shape).astype("float32"))
+
+    def loss_and_gradients(layer, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * probe)
+        return tape.gradient(loss, [x, layer.kernel, layer.bias])
+
+    expected = loss_and_gradients(ref, x)
+    for run in (loss_and_gradients, tf.function(loss_and_gradients)):
+        for g_ref, g_ours in zip(expected, run(ours, x)):
+            assert _relative(g_ref, g_ours) < 1e-5
+    inputs = keras.Input((None, None, channels_in))
+    model = keras.Model(inputs, GroupedConv2D(**kwargs)(inputs))
+    model.layers[1].set_weights(ref.get_weights())
+    assert _relative(ref(x), model(x)) < 1e-5
+    assert _relative(ref(x), tf.function(model)(x)) < 1e-5
+
+
 @pytest.mark.parametrize("strides, size, padding", [(1, 4, "same"), (2, 5, "same"), (2, 4, "valid")])
 def test_pointwise_conv_matmul_path_matches_keras_conv2d(monkeypatch, strides, size, padding):
     """The matmul form (taken where oneDNN is off) gives Conv2D's outputs and gradients, traced or not."""
