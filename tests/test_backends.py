@@ -4,6 +4,9 @@ One subprocess per backend (`KERAS_BACKEND=...`): TensorFlow builds the models a
 (`.keras`) with fixed inputs and its outputs; jax and torch load those files, predict, run a
 training-mode call (batch statistics and moving averages), train a few steps and save; TensorFlow
 then loads what jax and torch saved. Outputs of the same weights agree within 1e-4 (float32).
+
+Marked slow (about 6 minutes on 2 cores: jax compiles every model's training step); the default run
+keeps `test_backends_cli.py` (train on jax and torch, load under TensorFlow). Run with `-m slow`.
 """
 
 import importlib.util
@@ -16,6 +19,8 @@ import textwrap
 import numpy as np
 import pytest
 from helpers import ROOT
+
+pytestmark = pytest.mark.slow
 
 TOLERANCE = 1e-4
 
