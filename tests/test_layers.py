@@ -17,6 +17,22 @@ def _relative(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-12))
 
 
+def _assert_same_gradients(ref, ours, x, rng, tolerance=1e-5):
+    """Input, kernel and bias gradients of a random projection of the outputs agree, eager and traced."""
+    probe = tf.constant(rng.normal(size=ref(x).shape).astype("float32"))
+
+    def loss_and_gradients(layer, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * probe)
+        return tape.gradient(loss, [x, layer.kernel, layer.bias])
+
+    expected = loss_and_gradients(ref, x)
+    for run in (loss_and_gradients, tf.function(loss_and_gradients)):
+        for g_ref, g_ours in zip(expected, run(ours, x)):
+            assert _relative(g_ref, g_ours) < tolerance
+
+
 @pytest.mark.parametrize(
     "groups, strides, channels_in, filters",
     [
@@ -72,18 +88,7 @@ def test_grouped_conv_without_onednn_matches_keras_conv2d(monkeypatch, groups, s
     ours.build(x.shape)
     ours.set_weights([rng.normal(size=w.shape).astype("float32") for w in ref.weights])
     ref.set_weights(ours.get_weights())
-    probe = tf.constant(rng.normal(size=ref(x).shape).astype("float32"))
-
-    def loss_and_gradients(layer, x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(layer(x) * probe)
-        return tape.gradient(loss, [x, layer.kernel, layer.bias])
-
-    expected = loss_and_gradients(ref, x)
-    for run in (loss_and_gradients, tf.function(loss_and_gradients)):
-        for g_ref, g_ours in zip(expected, run(ours, x)):
-            assert _relative(g_ref, g_ours) < 1e-5
+    _assert_same_gradients(ref, ours, x, rng)
     inputs = keras.Input((None, None, channels_in))
     model = keras.Model(inputs, GroupedConv2D(**kwargs)(inputs))
     model.layers[1].set_weights(ref.get_weights())
@@ -102,18 +107,7 @@ def test_pointwise_conv_matmul_path_matches_keras_conv2d(monkeypatch, strides, s
     ref.build(x.shape)
     ours.build(x.shape)
     ours.set_weights(ref.get_weights())
-    probe = tf.constant(rng.normal(size=ref(x).shape).astype("float32"))
-
-    def loss_and_gradients(layer, x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(layer(x) * probe)
-        return tape.gradient(loss, [x, layer.kernel, layer.bias])
-
-    expected = loss_and_gradients(ref, x)
-    for run in (loss_and_gradients, tf.function(loss_and_gradients)):
-        for g_ref, g_ours in zip(expected, run(ours, x)):
-            assert _relative(g_ref, g_ours) < 1e-5
+    _assert_same_gradients(ref, ours, x, rng)
     # Unknown batch size (a functional model's symbolic call, a served model): same shapes.
     inputs = keras.Input((size, size, 128))
     model = keras.Model(inputs, PointwiseConv2D(**kwargs)(inputs))
