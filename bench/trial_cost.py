@@ -31,6 +31,12 @@ is spread thin).
     python bench/trial_cost.py [--nets 4] [--threads 1]
     python bench/trial_cost.py --ops [--threads 1]
     python bench/trial_cost.py --phases [--nets 4] [--space AnyNetX_E]
+    python bench/trial_cost.py --kernels [--space RegNet]
+
+With ``--kernels`` it profiles the training steps of one epoch of the first
+network `--phases` samples (``tf.profiler``): ms per step by op type, the
+sum of every op's time against the step's wall time (what is left is
+per-op overhead), and the most expensive single ops.
 """
 
 import argparse
@@ -210,11 +216,55 @@ def phases_report(space_name, nets):
         )
 
 
+def kernels_report(space_name):
+    """Per op type, ms of one training step of a study network, against the step's wall time."""
+    import collections
+
+    from profile_step import tf_op_totals
+
+    from keras_regnet import data as data_lib
+    from keras_regnet import design_spaces, training
+    from keras_regnet.models import AnyNet
+
+    tf.config.optimizer.set_experimental_options({"layout_optimizer": False, "function_optimization": False})
+    ds = data_lib.load("digits", image_size=32, batch_size=32, seed=0, validation_fraction=0.35)
+    space = design_spaces.get(space_name, flops=(0.5e6, 2e6), input_shape=ds.input_shape, classes=10)
+    spec = space.sample_many(np.random.default_rng(1), 1)[0]
+    model = AnyNet(spec, input_shape=ds.input_shape, classes=10)
+    config = training.TrainConfig(epochs=5, batch_size=32, lr=0.05, verbose=0)
+    training.compile_model(model, config, ds.steps_per_epoch)
+    model.fit(ds.train, epochs=1, verbose=0, shuffle=False)  # traced and warm
+    began = time.perf_counter()
+    model.fit(ds.train, epochs=1, verbose=0, shuffle=False)
+    wall = (time.perf_counter() - began) / ds.steps_per_epoch * 1000
+    rows = [r for r in tf_op_totals(model, ds.train, ds.steps_per_epoch) if r[0] != "ExecutorState::Process"]
+    total = sum(ms for _, ms, _ in rows)
+    macs = space.complexity(spec).flops * 32 * 3
+    print(
+        f"{space_name} net 0 ({sum(spec.depths)} blocks, {macs / 1e6:.0f} M multiply-adds a step of 32), one "
+        f"thread: {wall:.1f} ms a step (wall), {total:.1f} ms in ops ({total / wall:.0%}), "
+        f"{macs / wall / 1e6:.1f} G multiply-adds/s"
+    )
+    kinds = collections.Counter()
+    for name, ms, _ in rows:
+        kinds[
+            "convolutions"
+            if name.startswith("Conv2D") or "Depthwise" in name
+            else "batch norm"
+            if "BatchNorm" in name
+            else name
+        ] += ms
+    for name, ms, count in rows[:12]:
+        print(f"  {name:36s} {ms:6.2f} ms  {ms / total:4.0%}  x{count:.0f}")
+    print("  by kind: " + ", ".join(f"{k} {v:.1f} ms ({v / total:.0%})" for k, v in kinds.most_common(4)))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", action="store_true", help="the anatomy of one training step instead")
     parser.add_argument("--phases", action="store_true", help="the phases of a study trial instead")
-    parser.add_argument("--space", default="AnyNetX_E", help="with --phases: the design space")
+    parser.add_argument("--kernels", action="store_true", help="ms per op type of a study step instead")
+    parser.add_argument("--space", default="AnyNetX_E", help="with --phases or --kernels: the design space")
     parser.add_argument("--nets", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="TF threads (a pool worker on 2 cores gets 1)")
@@ -236,6 +286,8 @@ def main():
         return ops_report(ds, space, config)
     if args.phases:
         return phases_report(args.space, args.nets)
+    if args.kernels:
+        return kernels_report(args.space)
     print(f"{args.nets} AnyNetX_E nets, {args.epochs} epochs, batch 32, digits 32x32, {args.threads} thread(s)")
     totals = {}
     for variant in ("stock", "ours"):

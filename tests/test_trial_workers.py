@@ -209,7 +209,7 @@ def test_final_validation_matches_keras_evaluate():
     training.compile_model(model, training.TrainConfig(epochs=1, batch_size=32), ds.steps_per_epoch)
     model.fit(ds.train.take(3), epochs=1, verbose=0, shuffle=False)  # moving statistics away from their initial values
     expected = model.evaluate(ds.validation, verbose=0, return_dict=True)
-    for chunk in (100, 512):
-        loss, accuracy = trial_workers.final_validation(model, ds.validation, chunk=chunk)
+    for chunk in ({"chunk": 100}, {}):  # many chunks; the default, one chunk of the whole split
+        loss, accuracy = trial_workers.final_validation(model, ds.validation, **chunk)
         assert accuracy == pytest.approx(expected["accuracy"], abs=1e-6)
         assert loss == pytest.approx(expected["loss"], rel=1e-4)

@@ -1,0 +1,160 @@
+"""Whole study trials under other execution engines: where a trial's seconds go, and which engine wins.
+
+Runs the first --nets networks of each space in `docs/study/trials.csv` (the
+committed default study) through `trial_workers._run_trial`, exactly as a
+study worker does (study recipe, one thread, the worker's grappler options),
+once per engine, each engine in its own fresh process:
+
+  tensorflow     the default (on AMD processors TensorFlow runs Eigen kernels, no oneDNN)
+  onednn         TF_ENABLE_ONEDNN_OPTS=1: oneDNN's kernels forced on
+  remapper-off   the default with grappler's remapper pass off as well
+  jax            KERAS_BACKEND=jax: Keras' jitted train step, XLA's CPU kernels
+
+Per network and engine it prints the whole trial's seconds, when the first
+epoch ended (build, tracing or compilation, graph optimisation, 1 epoch), the
+mean of the later epochs, the final validation pass and the error, beside
+the error the study recorded (the default engine reproduces it exactly; the
+others round differently, or draw other initial weights under JAX).
+
+    python bench/trial_engines.py [--nets 1] [--engines tensorflow,onednn,remapper-off,jax]
+"""
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRIALS = os.path.join(ROOT, "docs", "study", "trials.csv")
+SPACES = ("AnyNetX_A", "AnyNetX_E", "RegNet")
+ENGINES = {
+    "tensorflow": {},
+    "onednn": {"TF_ENABLE_ONEDNN_OPTS": "1"},
+    "remapper-off": {"BENCH_GRAPPLER_OFF": "remapper"},
+    "jax": {"KERAS_BACKEND": "jax"},
+}
+# trials.csv columns that are not design values
+NOT_VALUES = {
+    "space",
+    "trial_id",
+    "val_error",
+    "seed",
+    "flops",
+    "params",
+    "acts",
+    "epochs",
+    "seconds",
+    "status",
+    "worker_peak_rss_mb",
+}
+
+
+def _value(text):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def study_networks(nets, spaces):
+    """(space, trial id, design values, the study's error) of the first `nets` networks of each space."""
+    with open(TRIALS) as f:
+        rows = list(csv.DictReader(f))
+    chosen = []
+    for space in spaces:
+        for row in [r for r in rows if r["space"] == space][:nets]:
+            values = {k: _value(v) for k, v in row.items() if k not in NOT_VALUES and v != ""}
+            chosen.append((space, row["trial_id"], values, float(row["val_error"])))
+    return chosen
+
+
+def child(nets, spaces):
+    """Run the trials in this process (the engine is set by the environment); one JSON line each."""
+    sys.path.insert(0, ROOT)
+    from keras_regnet import startup
+
+    startup.quiet_tensorflow()
+    import dataclasses
+
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    options = {"layout_optimizer": False, "function_optimization": False}  # as `trial_workers._worker_main`
+    options.update({name: False for name in os.environ.get("BENCH_GRAPPLER_OFF", "").split(",") if name})
+    tf.config.optimizer.set_experimental_options(options)
+    from keras_regnet import design_spaces, search, study, trial_workers
+
+    setup = dataclasses.replace(search.worker_setup(study.STUDY_CONFIG), final_validation_only=True, threads=1)
+    for space, trial_id, values, study_error in study_networks(nets, spaces):
+        window = design_spaces.get(space, flops=study.FLOPS, input_shape=(32, 32, 1), classes=10)
+        task = {"trial_id": trial_id, "values": values, "space": window.to_dict(), "epochs": 5}
+        began = time.perf_counter()
+        result = trial_workers._run_trial(task, setup)
+        total = time.perf_counter() - began
+        history = result["history"]
+        elapsed = history.get("seconds") or [float("nan")]
+        accuracy = (history.get("val_accuracy") or [None])[-1]
+        later = [b - a for a, b in zip(elapsed, elapsed[1:])]
+        row = {
+            "space": space,
+            "trial": trial_id,
+            "status": result["status"],
+            "total": total,
+            "first_epoch_end": elapsed[0],
+            "later_epoch": sum(later) / len(later) if later else float("nan"),
+            "validation": total - elapsed[-1],
+            "error": None if accuracy is None else 1 - accuracy,
+            "study_error": study_error,
+        }
+        print("ROW " + json.dumps(row), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nets", type=int, default=1, help="networks per space")
+    parser.add_argument("--spaces", default=",".join(SPACES))
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    spaces = args.spaces.split(",")
+    if args.child:
+        return child(args.nets, spaces)
+    engines = args.engines.split(",")
+    unknown = sorted(set(engines) - set(ENGINES))
+    if unknown:
+        sys.exit(f"unknown engines {unknown}; choose from {', '.join(ENGINES)}")
+    print(f"study trials (docs/study/trials.csv, first {args.nets} of {', '.join(spaces)}), one thread, seconds")
+    print("  engine        network          total  1st epoch ends  later epoch  validation  error (study's)")
+    totals = {}
+    for engine in engines:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **ENGINES[engine]}
+        command = [sys.executable, os.path.abspath(__file__), "--child", "--nets", str(args.nets)]
+        command += ["--spaces", args.spaces]
+        proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+        rows = [json.loads(line[4:]) for line in proc.stdout.splitlines() if line.startswith("ROW ")]
+        if proc.returncode != 0 or not rows:
+            print(f"  {engine}: failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+            continue
+        for r in rows:
+            error = "-" if r["error"] is None else f"{r['error']:.4f}"
+            print(
+                f"  {engine:13s} {r['space'] + ' ' + r['trial']:15s} {r['total']:7.1f} {r['first_epoch_end']:15.1f} "
+                f"{r['later_epoch']:12.2f} {r['validation']:11.2f}  {error} ({r['study_error']:.4f})",
+                flush=True,
+            )
+        totals[engine] = sum(r["total"] for r in rows)
+    if "tensorflow" in totals:
+        print(
+            "  sum of trial seconds: "
+            + ", ".join(f"{e} {t:.1f} ({t / totals['tensorflow']:.2f}x)" for e, t in totals.items())
+        )
+
+
+if __name__ == "__main__":
+    main()
