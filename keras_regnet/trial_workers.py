@@ -251,16 +251,21 @@ def _run_trial(task, setup):
     return {"status": status, "message": message, "history": history, "seconds": time.perf_counter() - start}
 
 
-def final_validation(model, dataset, chunk=1024):
+VALIDATION_PIXELS = 1024 * 32 * 32  # pixels an eager validation call takes (1,024 images at 32x32)
+
+
+def final_validation(model, dataset, chunk=None):
     """(loss, accuracy) of a compiled classifier on `dataset`, run eagerly in chunks of `chunk` images.
 
     Why: a study validates each network once; tracing and optimising Keras'
     test step for that single pass costs more than the pass (`evaluate`
     1.35 s for a 12-block net, 3.70 s for 31 blocks; this 0.73 / 1.37 s,
     bench/README.md "Inside one trial, second round"). An eager pass costs
-    mostly per layer call, not per image, so the study's 898 scored images go
-    as one chunk (0.79 -> 0.52 s against chunks of 512; "third round"). Same
-    loss and accuracy as `model.evaluate` up to float rounding.
+    mostly per layer call, not per image, so the default chunk is as many
+    images as make `VALIDATION_PIXELS`: the study's 898 scored 32x32 images
+    go in one call (0.79 -> 0.52 s against chunks of 512; "third round"),
+    while 224x224 images go 20 at a time (memory). Same loss and accuracy
+    as `model.evaluate` up to float rounding.
     """
     import keras
     import numpy as np
@@ -268,6 +273,8 @@ def final_validation(model, dataset, chunk=1024):
     batches = list(dataset.as_numpy_iterator())
     images = np.concatenate([x for x, _ in batches])
     labels = np.concatenate([y for _, y in batches])
+    if chunk is None:
+        chunk = max(1, VALIDATION_PIXELS // max(1, images.shape[1] * images.shape[2]))
     loss_sum, correct = 0.0, 0
     for begin in range(0, len(images), chunk):
         x, y = images[begin : begin + chunk], labels[begin : begin + chunk]

@@ -197,6 +197,35 @@ def test_a_killed_study_resumes_without_losing_or_rerunning_trials(tmp_path):
     assert (out / "report.md").exists()
 
 
+def test_final_validation_default_chunk_bounds_pixels_per_call():
+    """The default chunk is ~1M pixels a call: all 898 study images at 32x32 at once, 20 at 224x224."""
+    import numpy as np
+    import tensorflow as tf
+
+    class Recorder:
+        """A stand-in classifier: records each call's batch, predicts class 0."""
+
+        def __init__(self):
+            self.calls = []
+
+        def __call__(self, x, training=False):
+            self.calls.append(len(x))
+            return np.tile(np.array([[0.9, 0.1]], np.float32), (len(x), 1))
+
+        def loss(self, y, outputs):
+            return np.float32(0.5)
+
+    for side, expected in ((32, [898]), (224, [20] * 44 + [18])):
+        images = np.zeros((898, side, side, 1), np.uint8)
+        labels = np.arange(898) % 2
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(100)
+        model = Recorder()
+        loss, accuracy = trial_workers.final_validation(model, dataset)
+        assert model.calls == expected
+        assert loss == pytest.approx(0.5)
+        assert accuracy == pytest.approx(449 / 898)
+
+
 def test_final_validation_matches_keras_evaluate():
     """The study's eager one-pass validation gives Keras' evaluate numbers (chunks of any size)."""
 
