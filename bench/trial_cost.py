@@ -19,7 +19,8 @@ With ``--phases`` it times the phases of a study trial for a few networks of
 the study's recipe (half of digits trained, the other half scored): ops in the
 traced training step, build, tracing, TensorFlow's first run (grappler,
 oneDNN primitives), ms per step, and the one validation pass, Keras'
-``evaluate`` (traced) against the eager `trial_workers.final_validation`.
+``evaluate`` (traced) against the eager `trial_workers.final_validation`, in
+chunks of 512 images and at its default chunk.
 
 With ``--ops`` it instead looks inside one training step of an 11-block
 network: the graph ops of the traced step (forward, backward, optimizer),
@@ -167,22 +168,31 @@ def _traced_step(model):
     return tf.function(lambda a, b: model.train_step((a, b)))
 
 
+def _study_setup(space_name):
+    """A study worker's grappler options, the study's data split, `space_name` at its window, its recipe."""
+    from keras_regnet import data as data_lib
+    from keras_regnet import design_spaces, training
+
+    tf.config.optimizer.set_experimental_options({"layout_optimizer": False, "function_optimization": False})
+    ds = data_lib.load("digits", image_size=32, batch_size=32, seed=0, validation_fraction=0.35)
+    space = design_spaces.get(space_name, flops=(0.5e6, 2e6), input_shape=ds.input_shape, classes=10)
+    return ds, space, training.TrainConfig(epochs=5, batch_size=32, lr=0.05, verbose=0)
+
+
 def phases_report(space_name, nets):
     """Per network: graph ops of the step, build, trace, first run, ms per step, validation both ways."""
     import keras
 
-    from keras_regnet import data as data_lib
-    from keras_regnet import design_spaces, training, trial_workers
+    from keras_regnet import training, trial_workers
     from keras_regnet.models import AnyNet
 
-    tf.config.optimizer.set_experimental_options({"layout_optimizer": False, "function_optimization": False})
-    ds = data_lib.load("digits", image_size=32, batch_size=32, seed=0, validation_fraction=0.35)
+    ds, space, config = _study_setup(space_name)
     scored = ds.validation.concatenate(ds.test)
-    space = design_spaces.get(space_name, flops=(0.5e6, 2e6), input_shape=ds.input_shape, classes=10)
-    config = training.TrainConfig(epochs=5, batch_size=32, lr=0.05, verbose=0)
     x, y = next(iter(ds.train))
     print(f"{nets} {space_name} nets (0.5M-2M flops), digits 32x32 half split, batch 32, one thread; seconds")
-    print("  blocks  flops  step ops  build  trace  first run  ms/step  val: evaluate (traced)  eager")
+    print(
+        "  blocks  flops  step ops  build  trace  first run  ms/step  val: evaluate (traced)  eager 512  eager default"
+    )
     for i, spec in enumerate(space.sample_many(np.random.default_rng(1), nets)):
         keras.backend.clear_session()
         keras.utils.set_random_seed(i)
@@ -205,13 +215,15 @@ def phases_report(space_name, nets):
         began = time.perf_counter()
         model.evaluate(scored, verbose=0)
         traced = time.perf_counter() - began
-        began = time.perf_counter()
-        trial_workers.final_validation(model, scored)
-        eager = time.perf_counter() - began
+        eager = {}
+        for chunk in (512, None, 512, None):  # the second of each: both with warm kernels
+            began = time.perf_counter()
+            trial_workers.final_validation(model, scored, chunk=chunk)
+            eager[chunk] = time.perf_counter() - began
         flops = space.complexity(spec).flops / 1e6
         print(
             f"  {sum(spec.depths):6d} {flops:5.2f}M {ops:9d} {build:6.2f} {trace:6.2f} {first:10.2f} "
-            f"{per_step:8.1f} {traced:23.2f} {eager:6.2f}",
+            f"{per_step:8.1f} {traced:23.2f} {eager[512]:9.2f} {eager[None]:13.2f}",
             flush=True,
         )
 
@@ -222,16 +234,12 @@ def kernels_report(space_name):
 
     from profile_step import tf_op_totals
 
-    from keras_regnet import data as data_lib
-    from keras_regnet import design_spaces, training
+    from keras_regnet import training
     from keras_regnet.models import AnyNet
 
-    tf.config.optimizer.set_experimental_options({"layout_optimizer": False, "function_optimization": False})
-    ds = data_lib.load("digits", image_size=32, batch_size=32, seed=0, validation_fraction=0.35)
-    space = design_spaces.get(space_name, flops=(0.5e6, 2e6), input_shape=ds.input_shape, classes=10)
+    ds, space, config = _study_setup(space_name)
     spec = space.sample_many(np.random.default_rng(1), 1)[0]
     model = AnyNet(spec, input_shape=ds.input_shape, classes=10)
-    config = training.TrainConfig(epochs=5, batch_size=32, lr=0.05, verbose=0)
     training.compile_model(model, config, ds.steps_per_epoch)
     model.fit(ds.train, epochs=1, verbose=0, shuffle=False)  # traced and warm
     began = time.perf_counter()

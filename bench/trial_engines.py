@@ -33,7 +33,7 @@ SPACES = ("AnyNetX_A", "AnyNetX_E", "RegNet")
 ENGINES = {
     "tensorflow": {},
     "onednn": {"TF_ENABLE_ONEDNN_OPTS": "1"},
-    "remapper-off": {"BENCH_GRAPPLER_OFF": "remapper"},
+    "remapper-off": {"BENCH_GRAPPLER_OFF": "remapping"},
     "jax": {"KERAS_BACKEND": "jax"},
 }
 # trials.csv columns that are not design values
@@ -76,19 +76,19 @@ def study_networks(nets, spaces):
 def child(nets, spaces):
     """Run the trials in this process (the engine is set by the environment); one JSON line each."""
     sys.path.insert(0, ROOT)
-    from keras_regnet import startup
-
-    startup.quiet_tensorflow()
     import dataclasses
 
+    from keras_regnet import trial_workers
+
+    trial_workers.configure_tensorflow(1)  # as a study worker
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    options = {"layout_optimizer": False, "function_optimization": False}  # as `trial_workers._worker_main`
-    options.update({name: False for name in os.environ.get("BENCH_GRAPPLER_OFF", "").split(",") if name})
-    tf.config.optimizer.set_experimental_options(options)
-    from keras_regnet import design_spaces, search, study, trial_workers
+    off = {name: False for name in os.environ.get("BENCH_GRAPPLER_OFF", "").split(",") if name}
+    tf.config.optimizer.set_experimental_options(off)  # more passes off, on top of the worker's
+    ignored = sorted(set(off) - set(tf.config.optimizer.get_experimental_options()))
+    if ignored:  # TensorFlow drops unknown option names silently
+        sys.exit(f"grappler does not know {ignored}")
+    from keras_regnet import design_spaces, search, study
 
     setup = dataclasses.replace(search.worker_setup(study.STUDY_CONFIG), final_validation_only=True, threads=1)
     for space, trial_id, values, study_error in study_networks(nets, spaces):

@@ -145,20 +145,25 @@ def _die_with_parent():
         pass
 
 
-def _worker_main(conn, setup):
-    """A worker process: load the data once, then run trials until told to stop or full."""
-    _die_with_parent()
+def configure_tensorflow(threads):
+    """This process's TensorFlow as a trial worker runs it: quiet, `threads` CPU threads, two grappler passes off."""
     from keras_regnet import startup
 
     startup.quiet_tensorflow()  # no CUDA error or absl banner per worker on a CPU machine
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(setup.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(setup.threads)
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
     # Two of grappler's passes cost time on every new network's first step and change nothing here
     # (channels-last CPU graphs; Keras' nested step functions): same errors, ~7% less per trial
     # (bench/README.md, "Design-space trials").
     tf.config.optimizer.set_experimental_options({"layout_optimizer": False, "function_optimization": False})
+
+
+def _worker_main(conn, setup):
+    """A worker process: load the data once, then run trials until told to stop or full."""
+    _die_with_parent()
+    configure_tensorflow(setup.threads)
     load_data(setup, setup.seed)  # fails here (not per trial) when the data cannot be read
     conn.send(("ready", os.getpid()))
     done = 0
@@ -263,7 +268,7 @@ def final_validation(model, dataset, chunk=None):
     bench/README.md "Inside one trial, second round"). An eager pass costs
     mostly per layer call, not per image, so the default chunk is as many
     images as make `VALIDATION_PIXELS`: the study's 898 scored 32x32 images
-    go in one call (0.79 -> 0.52 s against chunks of 512; "third round"),
+    go in one call (0.65 -> 0.49 s against chunks of 512; "third round"),
     while 224x224 images go 20 at a time (memory). Same loss and accuracy
     as `model.evaluate` up to float rounding.
     """
