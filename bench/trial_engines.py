@@ -9,6 +9,10 @@ once per engine, each engine in its own fresh process:
   onednn         TF_ENABLE_ONEDNN_OPTS=1: oneDNN's kernels forced on
   remapper-off   the default with grappler's remapper pass off as well
   jax            KERAS_BACKEND=jax: Keras' jitted train step, XLA's CPU kernels
+  stock          TensorFlow with every speed-up of this package undone: Keras' own batch norm,
+                 1x1 convolutions and SGD, grouped convolutions as Keras ops one group at a
+                 time (stock Keras' grouped conv cannot train without oneDNN), the validation
+                 pass by `model.evaluate`, grappler's defaults
 
 Per network and engine it prints the whole trial's seconds, when the first
 epoch ended (build, tracing or compilation, graph optimisation, 1 epoch), the
@@ -16,7 +20,11 @@ mean of the later epochs, the final validation pass and the error, beside
 the error the study recorded (the default engine reproduces it exactly; the
 others round differently, or draw other initial weights under JAX).
 
-    python bench/trial_engines.py [--nets 1] [--engines tensorflow,onednn,remapper-off,jax]
+For each engine after the first it also prints the paired error
+differences against the first engine (mean and SD over the networks): how
+far other rounding alone moves a trial's error.
+
+    python bench/trial_engines.py [--nets 1] [--engines tensorflow,onednn,remapper-off,jax,stock]
 """
 
 import argparse
@@ -35,6 +43,7 @@ ENGINES = {
     "onednn": {"TF_ENABLE_ONEDNN_OPTS": "1"},
     "remapper-off": {"BENCH_GRAPPLER_OFF": "remapping"},
     "jax": {"KERAS_BACKEND": "jax"},
+    "stock": {"BENCH_STOCK": "1"},
 }
 # trials.csv columns that are not design values
 NOT_VALUES = {
@@ -73,6 +82,31 @@ def study_networks(nets, spaces):
     return chosen
 
 
+def undo_speed_ups(patch=setattr):
+    """Train as stock Keras would: the package's faster layers, optimizer and validation pass undone.
+
+    `patch(owner, name, value)` makes each replacement (pytest's
+    `monkeypatch.setattr` undoes them after a test).
+    """
+    import keras
+
+    from keras_regnet import blocks, layers, training, trial_workers
+
+    patch(blocks, "FusedBatchNormalization", keras.layers.BatchNormalization)
+    patch(blocks, "PointwiseConv2D", keras.layers.Conv2D)
+    patch(layers.GroupedConv2D, "_tf_convolution", lambda self, inputs, kernel: self._split_convolution(inputs, kernel))
+
+    def stock_sgd(config, steps_per_epoch):
+        return keras.optimizers.SGD(
+            learning_rate=training.make_learning_rate(config, steps_per_epoch),
+            momentum=config.momentum,
+            weight_decay=config.weight_decay or None,
+        )
+
+    patch(training, "make_optimizer", stock_sgd)
+    patch(trial_workers, "final_validation", lambda model, dataset: model.evaluate(dataset, verbose=0))
+
+
 def child(nets, spaces):
     """Run the trials in this process (the engine is set by the environment); one JSON line each."""
     sys.path.insert(0, ROOT)
@@ -88,6 +122,9 @@ def child(nets, spaces):
     ignored = sorted(set(off) - set(tf.config.optimizer.get_experimental_options()))
     if ignored:  # TensorFlow drops unknown option names silently
         sys.exit(f"grappler does not know {ignored}")
+    if os.environ.get("BENCH_STOCK"):
+        undo_speed_ups()
+        tf.config.optimizer.set_experimental_options({"layout_optimizer": True, "function_optimization": True})
     from keras_regnet import design_spaces, search, study
 
     setup = dataclasses.replace(search.worker_setup(study.STUDY_CONFIG), final_validation_only=True, threads=1)
@@ -131,7 +168,7 @@ def main():
         sys.exit(f"unknown engines {unknown}; choose from {', '.join(ENGINES)}")
     print(f"study trials (docs/study/trials.csv, first {args.nets} of {', '.join(spaces)}), one thread, seconds")
     print("  engine        network          total  1st epoch ends  later epoch  validation  error (study's)")
-    totals = {}
+    totals, errors = {}, {}
     for engine in engines:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **ENGINES[engine]}
         command = [sys.executable, os.path.abspath(__file__), "--child", "--nets", str(args.nets)]
@@ -149,11 +186,27 @@ def main():
                 flush=True,
             )
         totals[engine] = sum(r["total"] for r in rows)
+        errors[engine] = {(r["space"], r["trial"]): r["error"] for r in rows}
     if "tensorflow" in totals:
         print(
             "  sum of trial seconds: "
             + ", ".join(f"{e} {t:.1f} ({t / totals['tensorflow']:.2f}x)" for e, t in totals.items())
         )
+    first = next(iter(errors), None)
+    for engine in list(errors)[1:]:
+        pairs = [
+            (errors[engine][key], error)
+            for key, error in errors[first].items()
+            if error is not None and errors[engine].get(key) is not None
+        ]
+        if len(pairs) >= 2:
+            diffs = [a - b for a, b in pairs]
+            mean = sum(diffs) / len(diffs)
+            sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
+            print(
+                f"  error {engine} - {first}: mean {mean:+.4f}, SD {sd:.4f}, "
+                f"largest |difference| {max(abs(d) for d in diffs):.4f} ({len(diffs)} networks)"
+            )
 
 
 if __name__ == "__main__":
