@@ -266,17 +266,24 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             )
             # The op returns the unbiased (Bessel-corrected) batch variance;
             # Keras keeps the biased one in its moving average.
-            if inputs.shape.num_elements() is not None:  # static count: two ops, not eight, per layer
+            if inputs.shape.num_elements() is not None:  # static count: one constant factor
                 count = float(inputs.shape.num_elements() // channels)
-                variance = variance * max(count - 1.0, 0.0) / max(count, 1.0)
+                variance = variance * (max(count - 1.0, 0.0) / max(count, 1.0))
             else:
                 count = tf.cast(tf.size(inputs) // channels, tf.float32)
                 variance = variance * tf.math.maximum(count - 1.0, 0.0) / tf.math.maximum(count, 1.0)
-            # Keras' formula on the tf.Variables: Keras' Variable arithmetic builds the same ops at
-            # several times the tracing cost (these moving averages are outside the gradient).
+            # Keras' moving average, m * old + (1 - m) * batch, as old - (1 - m) * (old - batch): one
+            # fused apply kernel on the tf.Variable, 4 graph ops a statistic instead of 8. These
+            # updates are outside the gradient; the step traces ~15% fewer ops (bench/README.md,
+            # "Fewer ops a step, third round"). Equal to Keras' to float rounding.
+            rate = tf.constant(1.0 - self.momentum, tf.float32)
             for variable, value in ((self.moving_mean, mean), (self.moving_variance, variance)):
                 variable = variable.value
-                variable.assign(variable * self.momentum + value * (1.0 - self.momentum))
+                tf.raw_ops.ResourceApplyGradientDescent(
+                    var=variable.handle,
+                    alpha=rate,
+                    delta=tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=tf.float32) - value,
+                )
         else:
             outputs, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
                 x=inputs,

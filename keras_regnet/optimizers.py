@@ -26,6 +26,7 @@ class SGD(keras.optimizers.SGD):
     """`keras.optimizers.SGD` (same arguments, same update), cheaper to trace with weight decay."""
 
     _step_learning_rate = None
+    _step_constants = None  # per traced step: each constant built once, not once per variable
 
     @property
     def learning_rate(self):
@@ -40,10 +41,23 @@ class SGD(keras.optimizers.SGD):
     def _backend_apply_gradients(self, grads, trainable_variables):
         # Keras evaluates the schedule once per variable (weight decay) plus once for the update.
         self._step_learning_rate = self._get_current_learning_rate()
+        self._step_constants = {}
         try:
             return super()._backend_apply_gradients(grads, trainable_variables)
         finally:
             self._step_learning_rate = None
+            self._step_constants = None
+
+    def _constant(self, value, dtype):
+        """`tf.cast(value, dtype)`, built once a step for all variables (the same numbers, fewer graph ops)."""
+        import tensorflow as tf
+
+        if self._step_constants is None:
+            return tf.cast(value, dtype)
+        key = (id(value), dtype)
+        if key not in self._step_constants:
+            self._step_constants[key] = (value, tf.cast(value, dtype))  # holds `value`: its id stays unique
+        return self._step_constants[key][1]
 
     def _plain_tensorflow(self):
         """TensorFlow outside a distribution strategy: the per-variable ops can be built directly."""
@@ -72,9 +86,9 @@ class SGD(keras.optimizers.SGD):
         tf.raw_ops.ResourceApplyKerasMomentum(
             var=variable.handle,
             accum=momentum.value.handle,
-            lr=tf.cast(learning_rate, variable.dtype),
+            lr=self._constant(learning_rate, variable.dtype),
             grad=tf.cast(gradient, variable.dtype),
-            momentum=tf.cast(self.momentum, variable.dtype),
+            momentum=self._constant(self.momentum, variable.dtype),
             use_locking=False,
             use_nesterov=self.nesterov,
         )
@@ -82,11 +96,10 @@ class SGD(keras.optimizers.SGD):
     def _apply_weight_decay(self, variables):
         if self.weight_decay is None or not self._plain_tensorflow():
             return super()._apply_weight_decay(variables)
-        import tensorflow as tf
 
         # Keras' decoupled decay, w -= w * wd * lr, without the per-variable tf.distribute wrapper.
         for variable in variables:
             if self._use_weight_decay(variable):
                 variable = variable.value if isinstance(variable, keras.Variable) else variable
-                lr = tf.cast(self.learning_rate, variable.dtype)
-                variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype) * lr)
+                lr = self._constant(self.learning_rate, variable.dtype)
+                variable.assign_sub(variable * self._constant(self.weight_decay, variable.dtype) * lr)
