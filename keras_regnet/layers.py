@@ -274,7 +274,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 variance = variance * tf.math.maximum(count - 1.0, 0.0) / tf.math.maximum(count, 1.0)
             # Keras' moving average, m * old + (1 - m) * batch, as old - (1 - m) * (old - batch): one
             # fused apply kernel on the tf.Variable, 4 graph ops a statistic instead of 8. These
-            # updates are outside the gradient; the step traces ~15% fewer ops (bench/README.md,
+            # updates are outside the gradient; the step traces ~20% fewer ops (bench/README.md,
             # "Fewer ops a step, third round"). Equal to Keras' to float rounding.
             rate = tf.constant(1.0 - self.momentum, tf.float32)
             for variable, value in ((self.moving_mean, mean), (self.moving_variance, variance)):
