@@ -276,13 +276,14 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             # fused apply kernel on the tf.Variable, 4 graph ops a statistic instead of 8. These
             # updates are outside the gradient; the step traces ~20% fewer ops (bench/README.md,
             # "Fewer ops a step, third round"). Equal to Keras' to float rounding.
-            rate = tf.constant(1.0 - self.momentum, tf.float32)
+            dtype = self.moving_mean.value.dtype.base_dtype  # float32, also under mixed precision
+            rate = tf.constant(1.0 - self.momentum, dtype)
             for variable, value in ((self.moving_mean, mean), (self.moving_variance, variance)):
                 variable = variable.value
                 tf.raw_ops.ResourceApplyGradientDescent(
                     var=variable.handle,
                     alpha=rate,
-                    delta=tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=tf.float32) - value,
+                    delta=tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=dtype) - tf.cast(value, dtype),
                 )
         else:
             outputs, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
