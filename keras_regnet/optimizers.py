@@ -48,16 +48,15 @@ class SGD(keras.optimizers.SGD):
             self._step_learning_rate = None
             self._step_constants = None
 
-    def _constant(self, value, dtype):
+    def _constant(self, name, value, dtype):
         """`tf.cast(value, dtype)`, built once a step for all variables (the same numbers, fewer graph ops)."""
         import tensorflow as tf
 
         if self._step_constants is None:
             return tf.cast(value, dtype)
-        key = (id(value), dtype)
-        if key not in self._step_constants:
-            self._step_constants[key] = (value, tf.cast(value, dtype))  # holds `value`: its id stays unique
-        return self._step_constants[key][1]
+        if (name, dtype) not in self._step_constants:
+            self._step_constants[name, dtype] = tf.cast(value, dtype)
+        return self._step_constants[name, dtype]
 
     def _plain_tensorflow(self):
         """TensorFlow outside a distribution strategy: the per-variable ops can be built directly."""
@@ -86,9 +85,9 @@ class SGD(keras.optimizers.SGD):
         tf.raw_ops.ResourceApplyKerasMomentum(
             var=variable.handle,
             accum=momentum.value.handle,
-            lr=self._constant(learning_rate, variable.dtype),
+            lr=self._constant("learning_rate", learning_rate, variable.dtype),
             grad=tf.cast(gradient, variable.dtype),
-            momentum=self._constant(self.momentum, variable.dtype),
+            momentum=self._constant("momentum", self.momentum, variable.dtype),
             use_locking=False,
             use_nesterov=self.nesterov,
         )
@@ -101,5 +100,5 @@ class SGD(keras.optimizers.SGD):
         for variable in variables:
             if self._use_weight_decay(variable):
                 variable = variable.value if isinstance(variable, keras.Variable) else variable
-                lr = self._constant(self.learning_rate, variable.dtype)
-                variable.assign_sub(variable * self._constant(self.weight_decay, variable.dtype) * lr)
+                lr = self._constant("learning_rate", self.learning_rate, variable.dtype)
+                variable.assign_sub(variable * self._constant("weight_decay", self.weight_decay, variable.dtype) * lr)
