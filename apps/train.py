@@ -18,10 +18,21 @@ def add_arguments(parser):
     parser.add_argument(
         "--dataset",
         default=None,
-        help="digits (embedded, default), a prepared TFDS name (fashion_mnist, "
-        "mnist, cifar10, ...), 'folder' or an image folder path",
+        help="digits (embedded, default); fashion_mnist, mnist, cifar10 (the official files: --data-dir, Keras' "
+        "cache, /usr/share/datasets, TFDS's default folder, else Keras' download); another prepared TFDS name; "
+        "'folder' or an image folder path",
     )
-    parser.add_argument("--data-dir", default=None, help="TFDS data directory or image folder")
+    parser.add_argument(
+        "--data-dir", default=None, help="a folder with the dataset's files, a TFDS data directory or an image folder"
+    )
+    parser.add_argument(
+        "--recipe",
+        default=None,
+        choices=("default", "d2l"),
+        help="training recipe (default: default, the package's); d2l: d2l's run exactly (RegNetX32, 96x96, "
+        "batch 128, SGD without momentum at constant lr 0.05, 10 epochs, no warm-up, augmentation, weight "
+        "decay or label smoothing). Flags given beside it override its values",
+    )
     parser.add_argument(
         "--image-size", type=int, default=None, help="input side (default: the dataset's, 32 for digits)"
     )
@@ -37,8 +48,7 @@ def add_arguments(parser):
         "--schedule",
         default=None,
         choices=("cosine", "constant"),
-        help="learning-rate schedule after warm-up (default: cosine); d2l's "
-        "plain recipe: --schedule constant --lr 0.05 --warmup-epochs 0",
+        help="learning-rate schedule after warm-up (default: cosine)",
     )
     parser.add_argument("--label-smoothing", type=float, default=None, help="in [0, 1) (default: 0)")
     parser.add_argument(
@@ -107,6 +117,7 @@ _FIELDS = (
     "out",
     "strict_images",
     "overwrite",
+    "recipe",
 )
 
 
@@ -118,8 +129,9 @@ def config_from_args(args):
         kwargs["verbose"] = 0
     elif not sys.stdout.isatty():  # a log file: one line per epoch, no progress-bar redraws
         kwargs["verbose"] = 2
+    recipe = kwargs.pop("recipe", "default")
     try:
-        return TrainConfig(**kwargs)
+        return TrainConfig.from_recipe(recipe, **kwargs)
     except (ValueError, TypeError) as error:  # name the flag the user typed, not the field
         message = str(error)
         for field in _FIELDS:

@@ -13,10 +13,16 @@ Sources, chosen by `name`:
 
 - ``"digits"`` (default): scikit-learn's bundled 8x8 handwritten digits (1,797
   real images, 10 classes). No network, no files: the offline default.
-- a TFDS image-classification name (``"fashion_mnist"``, ``"mnist"``,
-  ``"cifar10"``, ...), read from ``data_dir`` with `tfds.load`. Nothing is ever
-  downloaded; a dataset not prepared there is an immediate `FileNotFoundError`
-  saying how to prepare it.
+- ``"fashion_mnist"``, ``"mnist"``, ``"cifar10"``: the official files, read
+  from the first place that has them (`keras_regnet.dataset_files.locate`:
+  ``data_dir``, Keras' cache, ``/usr/share/datasets/fashion-mnist/``, TFDS's
+  default directory); none has them: Keras' own download into its cache when
+  the machine is online, else an immediate `FileNotFoundError` naming every
+  place looked and how to get the files. The official test split is the test
+  split; validation is carved from train, stratified and fixed.
+- any other TFDS image-classification name, read from ``data_dir`` with
+  `tfds.load`. Nothing is ever downloaded; a dataset not prepared there is an
+  immediate `FileNotFoundError` saying how to prepare it.
 - a folder of images in class sub-folders (``root/<class>/<image>``): name is
   ``"folder"`` with the path in ``data_dir``, or name is itself the path (an
   existing directory, or a string starting with ``/``, ``.`` or ``~``; TFDS
@@ -34,6 +40,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from keras_regnet import dataset_files
 from keras_regnet.validation import check_bool, check_int, is_int, is_number
 
 DATASETS = ("digits", "fashion_mnist", "mnist", "cifar10", "folder")
@@ -66,6 +73,7 @@ class Dataset:
     num_examples: dict
     steps_per_epoch: int
     skipped_files: tuple = ()  # unreadable images left out of an image folder (paths relative to it)
+    source: str = ""  # where the examples were read from: a folder, a TFDS directory, scikit-learn, a download
 
 
 def available_datasets():
@@ -97,6 +105,8 @@ def load(
         batch_size: examples per batch, at least 1.
         data_dir: TFDS data directory (None: TFDS's default, `TFDS_DATA_DIR` or
             ``~/tensorflow_datasets``), or the image folder for ``name="folder"``.
+            For fashion_mnist, mnist and cifar10 the first place looked: a folder
+            with the files or a prepared TFDS directory (then Keras' cache, ...).
             Not used by digits.
         augment: light augmentation of the train split only: a random translation
             of up to 1/8 of the side, plus a horizontal flip where the label
@@ -104,11 +114,12 @@ def load(
         validation_fraction: share carved for validation where the source has no
             validation split, in (0, 0.5). Official validation splits are used as is.
         test_fraction: share carved for test where the source has no test split,
-            in (0, 0.5); None means 0.15. Must stay None for a TFDS dataset that has
+            in (0, 0.5); None means 0.15. Must stay None for a dataset that has
             an official test split. Digits default to 75/10/15 train/val/test.
         seed: seeds the per-epoch train shuffle and the augmentation. Splits of
-            digits and folders are stratified and fixed, independent of `seed`;
-            TFDS splits are carved deterministically from the end of ``train``.
+            digits, folders and the official files are stratified and fixed,
+            independent of `seed`; TFDS splits are carved deterministically from
+            the end of ``train``.
         channels: None keeps the source's channels (1 for digits/mnist/
             fashion_mnist, 3 for cifar10 and folders); 1 or 3 converts.
         strict_images: an image folder's unreadable files (every file is
@@ -120,10 +131,12 @@ def load(
         A `Dataset`.
 
     Raises:
-        ValueError: a bad argument, an unknown or non-image-classification name, or
-            an empty / unreadable image folder (the message names the path).
+        ValueError: a bad argument, an unknown or non-image-classification name,
+            an empty / unreadable image folder, or a bad dataset file (the message
+            names the path and what is wrong).
         FileNotFoundError: a TFDS dataset not prepared in `data_dir` (raised before
-            any download is attempted; the message says how to prepare it).
+            any download is attempted; the message says how to prepare it), or
+            fashion_mnist / mnist / cifar10 found nowhere and not downloadable.
     """
     if not isinstance(name, (str, os.PathLike)) or not str(name):
         raise ValueError(f"`name` must be a dataset name or a folder path; received {name!r}.")
@@ -153,6 +166,8 @@ def load(
         )
     elif name == "digits":
         kind, source = "digits", _digits_source(validation_fraction, test_fraction)
+    elif name in dataset_files.KERAS_DATASETS:
+        kind, source = name, _keras_files_source(name, data_dir, validation_fraction, test_fraction)
     else:
         kind, source = name, _tfds_source(name, data_dir, validation_fraction, test_fraction)
 
@@ -182,6 +197,7 @@ def load(
         num_examples=dict(source["num_examples"]),
         steps_per_epoch=train_steps(source["num_examples"]["train"], batch_size),
         skipped_files=tuple(source.get("skipped", ())),
+        source=source.get("where", ""),
     )
 
 
@@ -223,19 +239,20 @@ def _stratified_split(labels, validation_fraction, test_fraction, what, class_na
     """Per-class train/validation/test index arrays, fixed by `_SPLIT_SEED`.
 
     Splitting each class separately puts every class in every split; each class
-    gives at least one example to each split, so it needs at least three.
+    gives at least one example to each split, so it needs at least three (two
+    with `test_fraction` 0: a source whose official test split is kept).
     """
     rng = np.random.default_rng(_SPLIT_SEED)
     parts = ([], [], [])
     for label in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == label))
         n_val = max(1, round(validation_fraction * len(idx)))
-        n_test = max(1, round(test_fraction * len(idx)))
+        n_test = max(1, round(test_fraction * len(idx))) if test_fraction else 0
         if len(idx) - n_val - n_test < 1:
+            need = "3 (one each for train, validation and test)" if test_fraction else "2 (train and validation)"
             raise ValueError(
-                f"{what}: class {class_names[label]!r} has only {len(idx)} "
-                "example(s); every class needs at least 3 (one each for train, "
-                "validation and test)."
+                f"{what}: class {class_names[label]!r} has only {len(idx)} example(s); "
+                f"every class needs at least {need}."
             )
         parts[0].append(idx[n_val + n_test :])
         parts[1].append(idx[:n_val])
@@ -270,8 +287,40 @@ def _digits_source(validation_fraction, test_fraction):
 
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
-    return _array_source(
+    source = _array_source(
         images, digits.target, [str(c) for c in range(10)], 1, validation_fraction, test_fraction, "digits"
+    )
+    return dict(source, where="scikit-learn's load_digits")
+
+
+def _keras_files_source(name, data_dir, validation_fraction, test_fraction):
+    """fashion_mnist / mnist / cifar10 from the first place holding them (`dataset_files.locate`).
+
+    The official test split is the test split; validation is carved from train,
+    stratified and fixed. Files are read and checked whole before any split is
+    built, so a bad file is one error and never part of a dataset."""
+    if test_fraction is not None:
+        raise ValueError(f"`test_fraction` must be None for {name!r}: its official test split is used as is.")
+    found, looked = dataset_files.locate(name, data_dir)
+    if found and found[0] == "tfds":
+        return _tfds_source(name, found[1], validation_fraction, None)
+    if found:
+        arrays, where = dataset_files.read(name, found[1]), found[1]
+    elif dataset_files.online(name):
+        arrays, where = dataset_files.download(name, looked), f"keras.datasets.{name} (downloaded)"
+    else:
+        raise FileNotFoundError(dataset_files.not_found_message(name, looked))
+    (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
+    class_names = dataset_files.CLASS_NAMES[name]
+    train_idx, val_idx, _ = _stratified_split(y_train, validation_fraction, 0, f"{name} ({where})", class_names)
+    parts = {"train": (x_train[train_idx], y_train[train_idx]), "validation": (x_train[val_idx], y_train[val_idx])}
+    parts["test"] = (x_test, y_test)
+    return dict(
+        class_names=class_names,
+        channels=x_train.shape[-1],
+        splits={split: tf.data.Dataset.from_tensor_slices(part) for split, part in parts.items()},
+        num_examples={split: len(part[1]) for split, part in parts.items()},
+        where=where,
     )
 
 
@@ -351,6 +400,7 @@ def _folder_source(path, size, channels, validation_fraction, test_fraction, str
         splits=splits,
         num_examples={n: len(i) for n, i in zip(names, split_idx)},
         skipped=skipped,
+        where=path,
     )
 
 
@@ -429,6 +479,7 @@ def _tfds_source(name, data_dir, validation_fraction, test_fraction):
         channels=image_shape[-1] or 3,
         splits=dict(zip(split_names, loaded)),
         num_examples=num_examples,
+        where=f"TFDS {os.fspath(data_dir or getattr(builder, '_data_dir_root', None) or '')}".strip(),
     )
 
 

@@ -11,9 +11,8 @@ accuracy in well under 5 minutes on 2 CPU cores (see `TrainConfig`).
 
 Recipe (pycls-like): SGD with momentum 0.9, a linear warm-up to the peak
 learning rate and a cosine decay to 0 over the rest of the run, weight decay
-5e-5, label smoothing off. d2l's plain recipe is
-``TrainConfig(schedule="constant", lr=0.05, warmup_epochs=0)``
-(``--schedule constant --lr 0.05 --warmup-epochs 0``).
+5e-5, label smoothing off. d2l's plain recipe (`RECIPES`) is
+``TrainConfig.from_recipe("d2l")`` (``--recipe d2l``).
 
 Notes on the choices:
 
@@ -69,6 +68,27 @@ from keras_regnet.validation import check_bool, check_choice, check_int, check_n
 SCHEDULES = ("cosine", "constant")
 MIXED_PRECISION = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
+# Named recipes: TrainConfig values that replace its defaults (`TrainConfig.from_recipe`).
+# "default" is TrainConfig's own defaults; "d2l" is the d2l RegNet chapter's run exactly:
+# RegNetX32 at 96x96, batch 128, plain SGD (no momentum) at a constant lr 0.05 for 10 epochs,
+# no warm-up, augmentation, weight decay or label smoothing.
+RECIPES = {
+    "default": {},
+    "d2l": dict(
+        model="RegNetX32",
+        image_size=96,
+        epochs=10,
+        batch_size=128,
+        lr=0.05,
+        momentum=0.0,
+        weight_decay=0.0,
+        warmup_epochs=0.0,
+        schedule="constant",
+        label_smoothing=0.0,
+        augment=False,
+    ),
+}
+
 
 # --------------------------------------------------------------------------- config
 
@@ -89,9 +109,12 @@ class TrainConfig:
     Attributes:
         model: a zoo name (``"RegNetX32"``, ``"RegNetX002"``, ...) or a spec
             ``.json`` path (`keras_regnet.zoo.resolve`).
-        dataset: ``"digits"`` (embedded, offline), a prepared TFDS name, or an
-            image folder (see `keras_regnet.data.load`).
-        data_dir: TFDS data directory or image folder; None for digits.
+        dataset: ``"digits"`` (embedded, offline), ``"fashion_mnist"`` /
+            ``"mnist"`` / ``"cifar10"`` (the official files, wherever they
+            are), a prepared TFDS name, or an image folder (see
+            `keras_regnet.data.load`).
+        data_dir: a folder with the dataset's files, a TFDS data directory or
+            an image folder; None for digits.
         image_size: input side; None is the dataset's default (digits: 32).
             At least 8, and at least the model's `AnyNetSpec.min_input_size`.
         epochs: training epochs, >= 1. Default 30.
@@ -110,7 +133,8 @@ class TrainConfig:
         strategy: ``"auto"`` (the default strategy), ``"mirrored"`` (local
             devices) or ``"multiworker"`` (TF_CONFIG).
         seed: >= 0; seeds weights, shuffling and augmentation.
-        out: output folder; None means ``runs/<model>-<dataset>``.
+        out: output folder; None means ``runs/<model>-<dataset>`` (``-<recipe>`` added
+            for a recipe other than ``"default"``).
         verbose: Keras fit verbosity: 0 silent, 1 progress bar, 2 one line
             per epoch.
         overwrite: retrain a run that `out` holds finished (False: say it is
@@ -118,6 +142,10 @@ class TrainConfig:
         strict_images: an image folder's unreadable files stop the run
             (True) or are skipped with a warning naming them (False, the
             default; ``summary.json`` counts them in ``skipped_images``).
+        recipe: the name of the recipe (`RECIPES`) whose values the other
+            fields took, recorded in ``summary.json``. Set it with
+            `from_recipe`, which fills in those values; the constructor only
+            records the name.
     """
 
     model: str = "RegNetX32"
@@ -140,6 +168,13 @@ class TrainConfig:
     verbose: int = 1
     strict_images: bool = False
     overwrite: bool = False
+    recipe: str = "default"
+
+    @classmethod
+    def from_recipe(cls, recipe="default", **fields):
+        """A config with `recipe`'s values (`RECIPES`) where `fields` gives none: explicit fields win."""
+        check_choice("TrainConfig.recipe", recipe, tuple(RECIPES))
+        return cls(**{**RECIPES[recipe], **fields, "recipe": recipe})
 
     def __post_init__(self):
         for name in ("model", "dataset"):
@@ -173,8 +208,10 @@ class TrainConfig:
         check_int("TrainConfig.verbose", self.verbose, 0, 2)
         check_bool("TrainConfig.strict_images", self.strict_images)
         check_bool("TrainConfig.overwrite", self.overwrite)
-        if self.out is None:
-            self.out = os.path.join("runs", f"{_safe_name(self.model)}-{_safe_name(self.dataset)}")
+        check_choice("TrainConfig.recipe", self.recipe, tuple(RECIPES))
+        if self.out is None:  # another recipe, another default folder: runs of two recipes never collide
+            suffix = "" if self.recipe == "default" else f"-{self.recipe}"
+            self.out = os.path.join("runs", f"{_safe_name(self.model)}-{_safe_name(self.dataset)}{suffix}")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -717,6 +754,8 @@ def train(config):
         "num_examples": ds.num_examples,
         "class_names": list(ds.class_names),  # `keras-regnet predict` names classes with them
         "skipped_images": len(ds.skipped_files),
+        "data_source": ds.source,  # where the examples were read from (a folder, TFDS, a download)
+        "recipe": config.recipe,
         "complexity": complexity.count(spec, input_shape, ds.num_classes).to_dict(),
         "epochs": config.epochs,
         "resumed_from_epoch": initial_epoch,

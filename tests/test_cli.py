@@ -1,3 +1,5 @@
+import os
+
 from helpers import run_cli
 
 from keras_regnet.specs import AnyNetSpec
@@ -113,3 +115,49 @@ def test_predict_prints_class_and_probability_per_image_as_training_prepared_the
     (tmp_path / "junk.png").write_bytes(b"not an image")
     bad = run_cli("predict", "--model", str(tmp_path / "m.keras"), str(tmp_path / "junk.png"))
     assert bad.returncode == 2 and "junk.png" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_train_without_the_files_offline_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from apps import cli
+    from keras_regnet import dataset_files
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.setattr(dataset_files, "SYSTEM_DIRS", {"fashion_mnist": (str(tmp_path / "system"),)})
+    monkeypatch.setattr(dataset_files, "online", lambda name: False)
+    out = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "fashion_mnist", "--recipe", "d2l", "--out", str(out), "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("keras-regnet train: error: fashion_mnist: "), lines
+    assert "offline" in lines[0] and "apt-get install dataset-fashion-mnist" in lines[0], lines
+    assert str(tmp_path / "system") in lines[0] and str(tmp_path / "keras") in lines[0], lines
+    assert not out.exists()
+
+
+def test_train_recipe_d2l_sets_its_values_flags_override_them_and_summary_names_it(tmp_path, capsys):
+    import json
+
+    from apps import cli, train
+    from keras_regnet.specs import AnyNetSpec
+    from keras_regnet.training import TrainConfig
+
+    parser = cli.build_parser()
+    config = train.config_from_args(parser.parse_args(["train", "--recipe", "d2l", "--dataset", "fashion_mnist"]))
+    d2l = dict(model="RegNetX32", image_size=96, batch_size=128, momentum=0.0, lr=0.05, schedule="constant")
+    d2l.update(epochs=10, warmup_epochs=0.0, augment=False, weight_decay=0.0, label_smoothing=0.0, recipe="d2l")
+    assert {key: getattr(config, key) for key in d2l} == d2l
+    assert config.out == os.path.join("runs", "RegNetX32-fashion_mnist-d2l")
+    given = train.config_from_args(parser.parse_args(["train", "--recipe", "d2l", "--lr", "0.1", "--augment"]))
+    assert (given.lr, given.augment, given.momentum) == (0.1, True, 0.0)
+    for argv in (["train"], ["train", "--recipe", "default"]):
+        default = train.config_from_args(parser.parse_args(argv))
+        assert default.to_dict() == TrainConfig(verbose=default.verbose).to_dict()
+
+    spec = tmp_path / "tiny.json"
+    spec.write_text(AnyNetSpec(8, [(1, 16, 8), (1, 32, 8)]).to_json())
+    out = tmp_path / "run"
+    argv = ["train", "--recipe", "d2l", "--model", str(spec), "--image-size", "16", "--epochs", "1", "--quiet"]
+    assert cli.main([*argv, "--out", str(out)]) == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["recipe"] == "d2l" and summary["config"]["momentum"] == 0.0 and summary["epochs"] == 1
+    assert summary["input_shape"] == [16, 16, 1] and summary["data_source"] == "scikit-learn's load_digits"

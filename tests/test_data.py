@@ -1,14 +1,17 @@
 """Tests for keras_regnet.data: offline, small, no downloads ever."""
 
+import gzip
 import os
+import pickle
 import socket
+import struct
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_regnet import data
+from keras_regnet import data, dataset_files
 
 
 @pytest.fixture(autouse=True)
@@ -154,7 +157,7 @@ def test_augmentation_changes_train_only_and_only_translates_digits():
 # ----------------------------------------------------------------------------- TFDS
 
 
-@pytest.mark.parametrize("name", ["fashion_mnist", "mnist", "cifar10"])
+@pytest.mark.parametrize("name", ["kmnist", "cifar100"])
 def test_tfds_not_prepared_fails_immediately_with_instructions(name, tmp_path):
     start = time.monotonic()
     with pytest.raises(FileNotFoundError) as info:
@@ -236,6 +239,242 @@ def test_prepared_tfds_dataset_rejects_test_fraction_when_test_split_exists(tiny
     name, data_dir = tiny_tfds
     with pytest.raises(ValueError, match="test_fraction"):
         data.load(name, data_dir=data_dir, test_fraction=0.2)
+
+
+# ----------------------------------------------------------------------------- official files
+
+
+def write_idx(path, magic, dims, values, compress=True):
+    """An IDX file: big-endian magic and dimensions, then uint8 values (gzip-compressed by default)."""
+    raw = struct.pack(f">I{len(dims)}I", magic, *dims) + np.asarray(values, np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+
+
+def write_fashion_files(folder, first_id=0, n_train=40, n_test=10, side=8):
+    """Tiny Fashion-MNIST files: pixel value = example id, label = id % 10 (train ids first_id.., test +100..)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, start, n in (("train", first_id, n_train), ("t10k", first_id + 100, n_test)):
+        ids = np.arange(start, start + n)
+        write_idx(folder / f"{split}-images-idx3-ubyte.gz", 2051, (len(ids), side, side), np.repeat(ids, side * side))
+        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", 2049, (len(ids),), ids % 10)
+    return folder
+
+
+@pytest.fixture()
+def nowhere(monkeypatch, tmp_path):
+    """Every place `dataset_files.locate` looks is an empty folder under tmp_path, and the machine is offline."""
+    places = {name: tmp_path / "places" / name for name in ("keras", "system", "tfds")}
+    monkeypatch.setenv("KERAS_HOME", str(places["keras"]))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(places["tfds"]))
+    monkeypatch.setattr(dataset_files, "SYSTEM_DIRS", {"fashion_mnist": (str(places["system"]),)})
+    calls = []
+    monkeypatch.setattr(dataset_files, "online", lambda name: calls.append(name) or False)
+    places["online_calls"] = calls
+    return places
+
+
+def ids_of(split):
+    x, y = collect(split)
+    ids = np.round(x[:, 0, 0, 0]).astype(int)
+    np.testing.assert_array_equal(y, ids % 10)  # every label follows its image
+    return ids
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "mnist", "cifar10"])
+def test_official_files_nowhere_and_offline_is_one_message_naming_every_place(name, nowhere, tmp_path):
+    given = tmp_path / "given"
+    start = time.monotonic()
+    with pytest.raises(FileNotFoundError) as info:
+        data.load(name, data_dir=str(given))
+    assert time.monotonic() - start < 5.0
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{name}: ")
+    assert str(given) in message and "offline" in message and nowhere["online_calls"] == [name]
+    assert os.path.join(str(nowhere["keras"]), "datasets") in message and str(nowhere["tfds"]) in message
+    if name == "fashion_mnist":
+        assert str(nowhere["system"]) in message and "apt-get install dataset-fashion-mnist" in message
+        assert "copy the four files into" in message and "fashion-mnist" in message
+    assert not (tmp_path / "places").exists() and not given.exists()  # nothing created, nothing downloaded
+
+
+def test_fashion_mnist_from_data_dir_keeps_the_official_test_split(tmp_path, nowhere):
+    folder = write_fashion_files(tmp_path / "files")
+    ds = data.load("fashion_mnist", data_dir=str(folder), image_size=8, batch_size=4, validation_fraction=0.25)
+    assert ds.class_names == dataset_files.CLASS_NAMES["fashion_mnist"] and ds.input_shape == (8, 8, 1)
+    assert ds.num_examples == {"train": 30, "validation": 10, "test": 10} and ds.source == str(folder)
+    train, validation, test = ids_of(ds.train), ids_of(ds.validation), ids_of(ds.test)
+    assert len(train) == 28  # 30 // 4 full batches
+    assert np.bincount(validation % 10).tolist() == [1] * 10  # stratified: one of each class's four
+    assert not set(train) & set(validation) and set(validation) <= set(range(40))
+    np.testing.assert_array_equal(test, np.arange(100, 110))  # the official test split, in order
+    again = data.load("fashion_mnist", data_dir=str(folder), image_size=8, batch_size=4, validation_fraction=0.25)
+    np.testing.assert_array_equal(ids_of(again.validation), validation)  # fixed
+    with pytest.raises(ValueError, match="test_fraction"):
+        data.load("fashion_mnist", data_dir=str(folder), test_fraction=0.2)
+    assert nowhere["online_calls"] == []
+
+
+def test_fashion_mnist_is_read_from_the_first_place_that_has_it(tmp_path, nowhere):
+    """data_dir (itself or its fashion-mnist/), then Keras' cache, then the Debian folder."""
+    load = lambda **kw: data.load("fashion_mnist", image_size=8, batch_size=64, **kw)  # noqa: E731
+    write_fashion_files(nowhere["system"], first_id=20)
+    assert load().source == str(nowhere["system"]) and ids_of(load().test)[0] == 120
+    cache = write_fashion_files(nowhere["keras"] / "datasets" / "fashion-mnist", first_id=10)
+    assert load().source == str(cache) and ids_of(load().test)[0] == 110
+    given = write_fashion_files(tmp_path / "given" / "fashion-mnist", first_id=0)
+    ds = load(data_dir=str(tmp_path / "given"))
+    assert ds.source == str(given) and ids_of(ds.test)[0] == 100
+    # Unzipped files (as torchvision leaves them) are read too.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for f in given.iterdir():
+        (plain / f.name[: -len(".gz")]).write_bytes(gzip.decompress(f.read_bytes()))
+    assert load(data_dir=str(plain)).num_examples["test"] == 10
+    assert nowhere["online_calls"] == []
+
+
+def test_a_prepared_tfds_copy_in_data_dir_is_read_with_tfds(tmp_path, nowhere, monkeypatch):
+    (tmp_path / "tfds" / "fashion_mnist").mkdir(parents=True)  # not really prepared: TFDS says so, we look on
+    with pytest.raises(FileNotFoundError, match="neither the files nor a prepared TFDS fashion_mnist"):
+        data.load("fashion_mnist", data_dir=str(tmp_path / "tfds"))
+    monkeypatch.setattr(dataset_files, "_tfds_prepared", lambda name, root: root == str(tmp_path / "tfds"))
+    calls = []
+    monkeypatch.setattr(data, "_tfds_source", lambda *args: calls.append(args) or data._digits_source(0.1, None))
+    data.load("fashion_mnist", data_dir=str(tmp_path / "tfds"))
+    assert calls == [("fashion_mnist", str(tmp_path / "tfds"), 0.1, None)]
+
+
+def test_fashion_mnist_is_downloaded_by_keras_only_when_online(tmp_path, nowhere, monkeypatch):
+    import keras
+
+    monkeypatch.setattr(dataset_files, "online", lambda name: True)
+    x = np.arange(40, dtype=np.uint8).repeat(64).reshape(40, 8, 8)
+    arrays = ((x, x[:, 0, 0] % 10), (x[:10] + 100, (x[:10, 0, 0] + 100) % 10))
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", lambda: arrays)
+    ds = data.load("fashion_mnist", image_size=8, batch_size=4, validation_fraction=0.25)
+    assert ds.num_examples == {"train": 30, "validation": 10, "test": 10} and "downloaded" in ds.source
+
+    def fail():
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x: None -- timed out")
+
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", fail)
+    with pytest.raises(FileNotFoundError, match="Keras' download failed \\(URL fetch failure") as info:
+        data.load("fashion_mnist")
+    assert "\n" not in str(info.value) and "dataset-fashion-mnist" in str(info.value)
+
+
+def test_online_check_is_false_fast_when_connecting_fails_or_hangs(monkeypatch):
+    start = time.monotonic()
+    assert dataset_files.online("fashion_mnist") is False  # the no_network fixture refuses connections
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(30))
+    assert dataset_files.online("cifar10", timeout=0.3) is False
+    assert time.monotonic() - start < 3.0
+
+
+def corrupt(folder, case):
+    """Damages tiny Fashion-MNIST files one way -> (the file to name, words the message must hold)."""
+    images, labels = folder / "train-images-idx3-ubyte.gz", folder / "train-labels-idx1-ubyte.gz"
+    if case == "wrong magic":
+        write_idx(images, 2049, (40, 8, 8), np.zeros(40 * 64))
+        return images, "wrong magic number 2049"
+    if case == "truncated gzip":
+        images.write_bytes(images.read_bytes()[:-30])
+        return images, "truncated or corrupt gzip"
+    if case == "count mismatch":
+        write_idx(labels, 2049, (39,), np.arange(39) % 10)
+        return images, "40 images but"
+    if case == "label out of range":
+        write_idx(labels, 2049, (40,), np.r_[np.arange(39) % 10, 10])
+        return labels, "label 10 at index 39 is outside 0..9"
+    if case == "header disagrees with the data":
+        write_idx(images, 2051, (40, 8, 8), np.zeros(39 * 64))
+        return images, "the header says 40 x 8 x 8 (2,560 bytes of data) but the file holds 2,496"
+    if case == "too short":
+        images.write_bytes(gzip.compress(b"\x00\x00\x08\x03\x00\x00"))
+        return images, "too short for the 16-byte header"
+    if case == "not gzip":
+        images.write_bytes(b"<html>404</html>")
+        return images, "truncated or corrupt gzip"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "wrong magic",
+        "truncated gzip",
+        "count mismatch",
+        "label out of range",
+        "header disagrees with the data",
+        "too short",
+        "not gzip",
+    ],
+)
+def test_bad_fashion_mnist_file_is_one_line_naming_it(case, tmp_path, nowhere):
+    folder = write_fashion_files(tmp_path / "files")
+    path, words = corrupt(folder, case)
+    with pytest.raises(ValueError) as info:
+        data.load("fashion_mnist", data_dir=str(folder), image_size=8)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(path)) and words in message, message
+
+
+def test_mnist_npz_in_keras_cache_and_a_bad_one(nowhere):
+    cache = nowhere["keras"] / "datasets"
+    cache.mkdir(parents=True)
+    x = np.arange(30, dtype=np.uint8).repeat(64).reshape(30, 8, 8)
+    y = x[:, 0, 0] % 10
+    np.savez(cache / "mnist.npz", x_train=x, y_train=y, x_test=x[:10] + 100, y_test=(y[:10] + 100) % 10)
+    ds = data.load("mnist", image_size=8, batch_size=4)
+    assert ds.num_examples == {"train": 20, "validation": 10, "test": 10} and ds.source == str(cache / "mnist.npz")
+    assert data.load("mnist", data_dir=str(cache / "mnist.npz")).source == str(cache / "mnist.npz")
+    np.testing.assert_array_equal(ids_of(ds.test), np.arange(100, 110))
+    (cache / "mnist.npz").write_bytes(b"PK not really")
+    with pytest.raises(ValueError, match="mnist.npz: not a readable .npz file"):
+        data.load("mnist")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_cifar10_batches_in_keras_cache_and_a_tampered_one(nowhere):
+    folder = nowhere["keras"] / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for i, name in enumerate([*(f"data_batch_{b}" for b in range(1, 6)), "test_batch"]):
+        ids = np.arange(i * 10, i * 10 + 10)
+        batch = {
+            b"data": np.repeat(ids, 3 * 32 * 32).astype(np.uint8).reshape(10, 3072),
+            b"labels": [int(v) for v in ids % 10],
+        }
+        (folder / name).write_bytes(pickle.dumps(batch))
+    ds = data.load("cifar10", batch_size=4)
+    assert ds.input_shape == (32, 32, 3) and ds.class_names[0] == "airplane"
+    assert ds.num_examples == {"train": 40, "validation": 10, "test": 10} and ds.source == str(folder)
+    np.testing.assert_array_equal(ids_of(ds.test), np.arange(50, 60))
+    (folder / "data_batch_3").write_bytes(pickle.dumps({b"data": _Evil(), b"labels": []}))
+    with pytest.raises(ValueError, match="data_batch_3: not a CIFAR-10 batch file .*refusing to load"):
+        data.load("cifar10")
+
+
+REAL_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(REAL_FASHION_MNIST, "train-images-idx3-ubyte.gz")),
+    reason="the real Fashion-MNIST files are absent (apt-get install dataset-fashion-mnist)",
+)
+def test_real_fashion_mnist_files():
+    arrays = dataset_files.read("fashion_mnist", REAL_FASHION_MNIST)
+    (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
+    assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1)
+    assert np.bincount(y_train).tolist() == [6000] * 10 and np.bincount(y_test).tolist() == [1000] * 10
+    ds = data.load("fashion_mnist", data_dir=REAL_FASHION_MNIST, batch_size=256)
+    assert ds.num_examples == {"train": 54000, "validation": 6000, "test": 10000}
+    assert ds.input_shape == (96, 96, 1) and ds.class_names[9] == "Ankle boot"
+    x, y = first_batch(ds.test)
+    assert x.shape == (256, 96, 96, 1) and y[:5].tolist() == [9, 2, 1, 1, 6]  # the official test order
 
 
 # ----------------------------------------------------------------------------- folders
