@@ -34,6 +34,7 @@ import json
 import math
 import os
 import re
+import weakref
 
 import keras_tuner
 import numpy as np
@@ -354,6 +355,14 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
     Your own compile step: ``compile=fn``, a callable that compiles the model
     it is given, e.g. ``lambda m: m.compile(optimizer="adam", loss=..., metrics=["accuracy"])``;
     or subclass and override `compile_model(model, hp)`.
+
+    A tuner's ``optimizer=``, ``loss=`` and ``metrics=`` (KerasTuner's
+    `Tuner` arguments) recompile each built model as KerasTuner does, after
+    `build`, and `fit` keeps them: it re-sizes the recipe's schedule only on
+    the recipe's own optimizer. A user's optimizer replaces the recipe's SGD
+    whole: no warm-up, no cosine decay, no weight decay and the momentum it
+    was given (nor does `fit` then need the steps per epoch); the recipe's
+    loss and accuracy stay unless ``loss=`` / ``metrics=`` replace them.
     """
 
     def __init__(
@@ -384,6 +393,9 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
         if compile is not None and not callable(compile):
             raise TypeError(f"compile must be a callable that compiles a model, got {type(compile).__name__}")
         self.compile = compile
+        # model -> (optimizer, metrics) that the recipe compiled it with in `build`: `fit` re-sizes the
+        # schedule of that optimizer only, not one that a tuner's optimizer= (or anything else) put there.
+        self._recipe_compiles = weakref.WeakKeyDictionary()
 
     def build(self, hp):
         from keras_regnet.models import AnyNet
@@ -414,13 +426,23 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
         if steps is None:  # the peak rate after one step of warm-up: a schedule, as fit's (the same optimizer
             # variables, so that the weights a trial saved load into this model without a mismatch)
             config, steps = dataclasses.replace(config, schedule="constant", warmup_epochs=1, epochs=2), 1
-        return training.compile_model(model, config, steps)
+        training.compile_model(model, config, steps)
+        self._recipe_compiles[model] = (model.optimizer, tuple(model.metrics))
+        return model
 
     def fit(self, hp, model, *args, **kwargs):
-        """`model.fit(*args, **kwargs)`, the recipe's schedule sized to the epochs it runs and its data's steps."""
+        """`model.fit(*args, **kwargs)`, the recipe's schedule sized to the epochs it runs and its data's steps.
+
+        Sizes only the recipe's own optimizer (the one `build` compiled): a
+        tuner's ``optimizer=`` (KerasTuner recompiles after `build`),
+        ``compile=`` or an overridden `compile_model` are left as they are.
+        With a tuner's ``loss=`` / ``metrics=`` alone (KerasTuner keeps the
+        built optimizer), the sized optimizer replaces it and theirs stay.
+        """
         from keras_regnet import training
 
-        if self.compile is None and _needs_steps(self.train_config):
+        recipe = self._recipe_compiles.get(model)
+        if recipe is not None and model.optimizer is recipe[0] and _needs_steps(self.train_config):
             steps = self.steps_per_epoch or steps_from_fit_arguments(model.fit, args, kwargs)
             if steps is None:
                 raise keras_tuner.errors.FatalValueError(  # every trial would fail: stop the search
@@ -433,8 +455,33 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
             bound = inspect.signature(model.fit).bind_partial(*args, **kwargs).arguments
             epochs = max(1, int(bound.get("epochs", 1)) - int(bound.get("initial_epoch", 0)))
             if (steps, epochs) != (self.steps_per_epoch, self.train_config.epochs):  # not what build compiled
-                training.compile_model(model, dataclasses.replace(self.train_config, epochs=epochs), steps)
+                config = dataclasses.replace(self.train_config, epochs=epochs)
+                if tuple(model.metrics) == recipe[1]:  # as build compiled it
+                    training.compile_model(model, config, steps)
+                else:  # recompiled by a tuner's loss= / metrics=: keep them, as KerasTuner's own recompile does
+                    metrics = [m for m in model.metrics if m.name not in ("loss", "compile_metric")]
+                    model.compile(optimizer=training.make_optimizer(config, steps), loss=model.loss, metrics=metrics)
+                    model.optimizer.build(model.trainable_variables)
         return super().fit(hp, model, *args, **kwargs)
+
+
+def _check_compile_overrides(optimizer, loss, metrics):
+    """A tuner's optimizer=, loss=, metrics=, checked before the search (else every trial fails in compile)."""
+    import keras
+
+    if optimizer is not None:
+        if isinstance(optimizer, str):
+            try:
+                keras.optimizers.get(optimizer)
+            except ValueError as error:
+                raise ValueError(f"optimizer={optimizer!r} is not a Keras optimizer name ({error})") from None
+        elif not isinstance(optimizer, keras.optimizers.Optimizer):
+            got = f"the class {optimizer.__name__}" if isinstance(optimizer, type) else type(optimizer).__name__
+            raise TypeError(f"optimizer must be a name ('sgd') or an optimizer instance (SGD(...)), got {got}")
+    if loss is not None and not (isinstance(loss, (str, list, tuple, dict)) or callable(loss)):
+        raise TypeError(f"loss must be a name, loss or function (or a list or dict of them), got {type(loss).__name__}")
+    if metrics is not None and not isinstance(metrics, (list, tuple, dict)):
+        raise TypeError(f"metrics must be a list, tuple or dict (metrics=['accuracy']), got {type(metrics).__name__}")
 
 
 class _DesignSpaceTuner:
@@ -447,12 +494,19 @@ class _DesignSpaceTuner:
     `keras_tuner.Tuner` (``directory``, ``project_name``, ``overwrite``, ...).
     Without a `hypermodel`, `DesignSpaceHyperModel(space, train_config=...,
     steps_per_epoch=..., compile=...)` builds the trials.
+
+    ``optimizer=`` (a name or an optimizer instance, copied for each build so
+    that executions share no state), ``loss=`` and ``metrics=`` are
+    KerasTuner's: each built model is recompiled with them. A user's
+    optimizer wins over the recipe's (no warm-up, cosine decay or weight
+    decay then; see `DesignSpaceHyperModel`) and over ``compile=``'s.
     """
 
     oracle_class = None
     keras_oracle_class = None
 
     def __init__(self, space, hypermodel=None, *, train_config=None, steps_per_epoch=None, compile=None, **kwargs):
+        _check_compile_overrides(kwargs.get("optimizer"), kwargs.get("loss"), kwargs.get("metrics"))
         if isinstance(space, (str, design_spaces.DesignSpace)):
             arguments = (design_spaces.get(space) if isinstance(space, str) else space)._ARGUMENTS
             space = as_space(space, **{k: kwargs.pop(k) for k in list(kwargs) if k in arguments})

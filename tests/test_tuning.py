@@ -572,3 +572,155 @@ def test_oracle_takes_the_space_positionally_or_by_name():
         tuning.RandomSearch(space, flops=(1e6, 2e6))
     with pytest.raises(TypeError, match="design space"):
         tuning.RandomSearchOracle(3)
+
+
+# --------------------------------------------------------------------------- KerasTuner's optimizer=, loss=, metrics=
+
+
+def training_records(seen):
+    """A callback that records, as each execution starts training, the model it trains."""
+    import keras
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append(self.model)
+
+    return Record()
+
+
+def learning_rate_config(optimizer):
+    """The optimizer's learning rate as its config: a float, or a schedule's serialized config."""
+    rate = optimizer.get_config()["learning_rate"]
+    return rate["config"] if isinstance(rate, dict) else rate
+
+
+@pytest.mark.parametrize("setup", ["random", "bayesian", "hyperband", "compile", "keras_tuner"])
+def test_a_tuners_optimizer_trains_every_execution_as_a_fresh_copy(tmp_path, setup):
+    """KerasTuner's optimizer=: each build is recompiled with a copy of it, and fit keeps it (not the recipe's SGD)."""
+    import keras
+
+    from keras_regnet import optimizers
+
+    space = tiny_space()
+    x, y = random_images()
+    sgd = keras.optimizers.SGD(learning_rate=0.0123, momentum=0.37)
+    common = dict(objective="val_accuracy", optimizer=sgd, metrics=["accuracy"], directory=str(tmp_path))
+    executions = 1 if setup == "hyperband" else 2
+    steps = 4 if setup == "hyperband" else 2  # 40 images in batches of 32, an epoch (Hyperband: max_epochs)
+    if setup == "random":
+        tuner = tuning.RandomSearch(space, max_trials=1, executions_per_trial=2, **common)
+    elif setup == "bayesian":
+        tuner = tuning.BayesianOptimization(space, max_trials=1, executions_per_trial=2, **common)
+    elif setup == "hyperband":  # one bracket of one network at max_epochs=2
+        tuner = tuning.Hyperband(space, max_epochs=2, hyperband_iterations=1, **common)
+    elif setup == "compile":  # the tuner's optimizer wins over the hypermodel's own compile step
+        adam = lambda m: m.compile(keras.optimizers.Adam(0.5), "sparse_categorical_crossentropy")  # noqa: E731
+        hypermodel = tuning.DesignSpaceHyperModel(space, compile=adam)
+        tuner = tuning.RandomSearch(space, hypermodel=hypermodel, max_trials=1, executions_per_trial=2, **common)
+    else:  # KerasTuner's own Tuner with our hypermodel
+        oracle = tuning.RandomSearchOracle(space, objective="val_accuracy", max_trials=1, seed=1)
+        del common["objective"]
+        tuner = keras_tuner.Tuner(oracle, tuning.DesignSpaceHyperModel(space), executions_per_trial=2, **common)
+    seen = []
+    tuner.search(x, y, validation_data=(x[:8], y[:8]), epochs=1, callbacks=[training_records(seen)], verbose=0)
+
+    trials = list(tuner.oracle.trials.values())
+    assert [t.status for t in trials] == ["COMPLETED"] * len(trials)
+    assert len(seen) == executions * len(trials) and len(trials) == (1 if setup != "hyperband" else len(seen))
+    trained = [model.optimizer for model in seen]
+    for optimizer in trained:
+        assert type(optimizer) is keras.optimizers.SGD and not isinstance(optimizer, optimizers.SGD)
+        assert learning_rate_config(optimizer) == pytest.approx(0.0123) and optimizer.momentum == 0.37
+        assert optimizer.weight_decay is None and int(optimizer.iterations) == steps  # it trained the model
+    assert len({id(o) for o in trained + [sgd]}) == len(trained) + 1  # a copy per build, the user's untouched
+    assert not sgd.built
+    if setup != "compile":  # the recipe's loss stays
+        assert all(isinstance(m.loss, keras.losses.SparseCategoricalCrossentropy) for m in seen)
+    if setup in ("random", "bayesian"):
+        assert trials[0].metrics.get_history("val_accuracy") and tuner.executions_per_trial == 2
+
+
+def test_a_tuners_optimizer_by_name_and_its_loss_and_metrics(tmp_path):
+    import keras
+
+    space = tiny_space()
+    x, y = random_images()
+    loss = keras.losses.SparseCategoricalCrossentropy(name="user_loss")
+    tuner = tuning.RandomSearch(
+        space,
+        objective="val_accuracy",
+        max_trials=1,
+        optimizer="adam",
+        loss=loss,
+        metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")],
+        directory=str(tmp_path),
+    )
+    seen = []
+    tuner.search(x, y, validation_data=(x[:8], y[:8]), epochs=1, callbacks=[training_records(seen)], verbose=0)
+    (model,) = seen
+    assert type(model.optimizer) is keras.optimizers.Adam and model.loss is loss
+    trial = next(iter(tuner.oracle.trials.values()))
+    assert {"accuracy", "top2", "val_accuracy", "val_top2"} <= set(trial.metrics.metrics)
+
+
+def test_a_tuners_loss_and_metrics_keep_the_recipes_optimizer_sized_to_the_data(tmp_path):
+    """loss=/metrics= alone: KerasTuner keeps the built optimizer; fit sizes the recipe's schedule and keeps them."""
+    import dataclasses
+
+    import keras
+
+    from keras_regnet import optimizers, training
+
+    space = tiny_space()
+    x, y = random_images()
+    loss = keras.losses.SparseCategoricalCrossentropy(name="user_loss")
+    tuner = tuning.RandomSearch(
+        space,
+        objective="val_accuracy",
+        max_trials=1,
+        loss=loss,
+        metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")],
+        directory=str(tmp_path),
+    )
+    seen = []
+    fit = dict(validation_data=(x[:8], y[:8]), epochs=1, batch_size=8, verbose=0)
+    tuner.search(x, y, callbacks=[training_records(seen)], **fit)
+    (model,) = seen
+    expected = training.make_learning_rate(dataclasses.replace(training.TrainConfig(), epochs=1), 5).get_config()
+    assert isinstance(model.optimizer, optimizers.SGD) and learning_rate_config(model.optimizer) == expected
+    assert model.optimizer.momentum == 0.9 and int(model.optimizer.iterations) == 5  # 40 images, batches of 8
+    assert model.loss is loss
+    trial = next(iter(tuner.oracle.trials.values()))
+    assert {"accuracy", "top2", "val_accuracy", "val_top2"} <= set(trial.metrics.metrics)
+
+
+def test_the_hypermodels_fit_leaves_a_model_that_is_not_on_the_recipes_optimizer_alone():
+    import keras
+
+    hypermodel = tuning.DesignSpaceHyperModel(tiny_space())
+    model = hypermodel.build(keras_tuner.HyperParameters())
+    model.compile(optimizer=keras.optimizers.SGD(0.0123, momentum=0.37), loss=model.loss)  # as a tuner's optimizer=
+    own = model.optimizer
+    x, y = random_images(8)
+
+    def generator():  # no length: the recipe's schedule could not be sized, a user's optimizer needs none
+        yield x, y
+
+    hypermodel.fit(keras_tuner.HyperParameters(), model, generator(), epochs=1, verbose=0)
+    assert model.optimizer is own and int(own.iterations) > 0
+
+
+def test_a_tuners_bad_compile_overrides_are_clear_errors(tmp_path):
+    import keras
+
+    space = tiny_space()
+    cases = [
+        ({"optimizer": keras.optimizers.SGD}, TypeError, "optimizer must be .* got the class SGD"),
+        ({"optimizer": "nope"}, ValueError, "optimizer='nope'"),
+        ({"optimizer": 0.1}, TypeError, "optimizer must be"),
+        ({"loss": 3}, TypeError, "loss must be"),
+        ({"metrics": "accuracy"}, TypeError, r"metrics must be a list"),
+    ]
+    for given, error, message in cases:
+        with pytest.raises(error, match=message):
+            tuning.RandomSearch(space, objective="val_accuracy", max_trials=1, directory=str(tmp_path), **given)
