@@ -46,7 +46,9 @@ def main(argv=None):
     # not imported here: importing it first would load Keras on TensorFlow before --backend applies.
     backend = getattr(args, "backend", None) or os.environ.get("KERAS_BACKEND")
     if backend in (None, "", "tensorflow"):
-        startup.quiet_tensorflow()
+        startup.quiet_tensorflow(args._name)  # oneDNN as measured best for this job (keras_regnet.startup)
+    else:
+        startup.prepare(args._name)
     try:
         return int(args._module.run(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:

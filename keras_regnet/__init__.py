@@ -5,9 +5,14 @@ TensorFlow; model constructors are loaded lazily on first access so that
 `import keras_regnet` stays cheap.
 """
 
-from keras_regnet import saving as _saving
-from keras_regnet import zoo as _zoo
-from keras_regnet.specs import AnyNetSpec, StageSpec, regnet_spec
+from keras_regnet import startup as _startup
+
+# Before anything imports TensorFlow: a quiet import and oneDNN where it wins (keras_regnet.startup).
+_startup.prepare("script")
+
+from keras_regnet import saving as _saving  # noqa: E402
+from keras_regnet import zoo as _zoo  # noqa: E402
+from keras_regnet.specs import AnyNetSpec, StageSpec, regnet_spec  # noqa: E402
 
 # Custom layers, the optimizer and the loss register with Keras as soon as Keras
 # is imported (a saved .keras file then loads in a fresh process), without

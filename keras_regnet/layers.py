@@ -37,33 +37,88 @@ import functools
 import keras
 from keras import ops
 
+# The parts of a grouped convolution that TensorFlow's native kernel may or may not run on a given build.
+NATIVE_PARTS = frozenset({"forward", "input_gradient", "kernel_gradient"})
+# A grouped layer of RegNetX32 (stage 2: 80 channels, groups of 16, 12x12), where oneDNN's bf16 kernel
+# gradient failed on an AVX2-only AMD CPU ("filter_size does not have enough elements, requested 57600,
+# got 11520") while a 4-channel fp32 eager probe passed.
+_PROBE_SHAPE = (2, 12, 12, 80)
+_PROBE_GROUP_WIDTH = 16
 
-def _probe_native_grouped_conv():
+
+def _probe_native_grouped_parts(dtype):
+    """Run each part of the native grouped conv as training runs it (a traced graph, `dtype`, a RegNet
+    shape, strides 1 and 2) and keep those that run and agree with the split form in float32."""
     import tensorflow as tf
 
-    try:
-        inputs = tf.ones([1, 5, 5, 4])
-        kernel = tf.ones([3, 3, 2, 4])
+    rng = tf.random.Generator.from_seed(0)
+    x32 = rng.normal(_PROBE_SHAPE)
+    k32 = rng.normal([3, 3, _PROBE_GROUP_WIDTH, _PROBE_SHAPE[-1]]) * 0.1
+    groups = _PROBE_SHAPE[-1] // _PROBE_GROUP_WIDTH
+    tolerance = 1e-3 if dtype in ("float32", "float64") else 5e-2  # relative to the largest value
+
+    def split(x, k, stride):
+        pairs = zip(tf.split(x, groups, axis=-1), tf.split(k, groups, axis=-1))
+        return tf.concat([tf.nn.conv2d(a, b, stride, "SAME") for a, b in pairs], axis=-1)
+
+    def close(got, want):
+        got, want = tf.cast(got, tf.float32), tf.cast(want, tf.float32)
+        scale = float(tf.reduce_max(tf.abs(want))) or 1.0
+        return got.shape == want.shape and float(tf.reduce_max(tf.abs(got - want))) <= tolerance * scale
+
+    def part_of(form, part, x, k, stride, upstream):
+        """One part alone: a failing gradient op must not hide a working forward (graph-time errors)."""
+        if part == "forward":
+            return form(x, k, stride)
         with tf.GradientTape() as tape:
-            tape.watch([inputs, kernel])
-            outputs = tf.nn.conv2d(inputs, kernel, 1, "SAME")
-        grads = tape.gradient(outputs, [inputs, kernel])
-        # d(sum out)/d(kernel) sums the input over each tap's valid positions:
-        # (25 + 4*20 + 4*16) positions x 2 inputs per group x 4 outputs.
-        return all(g is not None for g in grads) and float(tf.reduce_sum(grads[1])) == 1352.0
-    except Exception:  # noqa: BLE001 - any failure means "use the portable form"
-        return False
+            tape.watch([x, k])
+            loss = tf.reduce_sum(tf.cast(form(x, k, stride), tf.float32) * upstream)
+        return tape.gradient(loss, x if part == "input_gradient" else k)
+
+    def native(x, k, stride):
+        return tf.nn.conv2d(x, k, stride, "SAME")
+
+    working = set(NATIVE_PARTS)
+    for stride in (1, 2):
+        upstream = rng.normal(split(x32, k32, stride).shape)
+        for part in sorted(working):
+            want = part_of(split, part, x32, k32, stride, upstream)
+            traced = tf.function(lambda x, k, p=part, s=stride, u=upstream: part_of(native, p, x, k, s, u))
+            try:
+                if not close(traced(tf.cast(x32, dtype), tf.cast(k32, dtype)), want):
+                    working.discard(part)
+            except Exception:  # noqa: BLE001 - any failure means "use the package's form for this part"
+                working.discard(part)
+    return frozenset(working)
 
 
 @functools.cache
-def _tf_native_grouped_conv_trains():
-    """Whether TensorFlow's grouped conv and its gradients run here (probed once).
+def _native_grouped_parts(dtype="float32"):
+    """The parts of a grouped conv that TensorFlow's native kernel runs correctly here for `dtype` (probed once).
 
-    The probe runs in a fresh thread, which is always eager, so it also works
-    when first called while a tf.function is being traced.
+    Only with oneDNN does TensorFlow have grouped-conv gradients on CPU; which dtypes work depends on the
+    build and the CPU, so each compute dtype is probed the first time a layer uses it. The probe runs in a
+    fresh thread, which is always eager, so it also works while a tf.function is being traced.
     """
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(_probe_native_grouped_conv).result()
+    import tensorflow as tf
+
+    if not _onednn_enabled():
+        return frozenset()  # Eigen: no grouped gradients at all ("not supported on CPU")
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")  # the probe's dozen small tf.functions would warn about retracing
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(_probe_native_grouped_parts, tf.as_dtype(dtype).name).result()
+    finally:
+        logger.setLevel(level)
+
+
+@functools.cache
+def _onednn_enabled():
+    """Whether this TensorFlow runs oneDNN's kernels (fixed when it loads: TF_ENABLE_ONEDNN_OPTS, the CPU)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 @keras.saving.register_keras_serializable(package="keras_regnet")
@@ -122,11 +177,49 @@ class GroupedConv2D(keras.layers.Conv2D):
             # One channel per group and per output: exactly a depthwise conv.
             depthwise = tf.reshape(kernel, [*kernel.shape[:2], self.filters, 1])
             return tf.nn.depthwise_conv2d(inputs, depthwise, strides, padding)
-        if _tf_native_grouped_conv_trains():
+        native = _native_grouped_parts(inputs.dtype.name) if self.dilation_rate == (1, 1) else frozenset()
+        if native == NATIVE_PARTS:
             return tf.nn.conv2d(inputs, kernel, strides, padding, dilations=dilations)
-        if in_per_group <= self.DEPTHWISE_MAX_GROUP_WIDTH and self.dilation_rate == (1, 1):
+        if "forward" in native:  # a gradient the native kernel gets wrong on this build: the package's form
+            return self._native_forward_convolution(inputs, kernel, native)
+        return self._portable_convolution(inputs, kernel)
+
+    def _portable_convolution(self, inputs, kernel):
+        """Without the native kernel: narrow groups as one depthwise conv, wide ones split per group."""
+        if kernel.shape[2] <= self.DEPTHWISE_MAX_GROUP_WIDTH and self.dilation_rate == (1, 1):
             return self._depthwise_sum_convolution(inputs, kernel)
         return self._split_convolution(inputs, kernel)
+
+    def _native_forward_convolution(self, inputs, kernel, native):
+        """The native kernel forward and for each gradient it computes right; the other gradient from the
+        package's form (recomputed in the backward pass: only on builds whose native gradient fails)."""
+        import tensorflow as tf
+
+        strides, padding = [1, *self.strides, 1], self.padding.upper()
+
+        @tf.custom_gradient
+        def convolution(x, k):
+            def gradient(upstream):
+                with tf.GradientTape(persistent=True) as tape:
+                    tape.watch([x, k])
+                    portable = self._portable_convolution(x, k)
+                if "input_gradient" in native:  # TensorFlow's own gradient ops of Conv2D
+                    dx = tf.raw_ops.Conv2DBackpropInput(
+                        input_sizes=tf.shape(x), filter=k, out_backprop=upstream, strides=strides, padding=padding
+                    )
+                else:
+                    dx = tape.gradient(portable, x, output_gradients=upstream)
+                if "kernel_gradient" in native:
+                    dk = tf.raw_ops.Conv2DBackpropFilter(
+                        input=x, filter_sizes=tf.shape(k), out_backprop=upstream, strides=strides, padding=padding
+                    )
+                else:
+                    dk = tape.gradient(portable, k, output_gradients=upstream)
+                return dx, dk
+
+            return tf.nn.conv2d(x, k, strides, padding), gradient
+
+        return convolution(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))  # tensors, not variables
 
     def _depthwise_sum_convolution(self, inputs, kernel):
         """Eigen, narrow groups: one depthwise conv with a channel multiplier, then a sum within each group.
@@ -198,7 +291,7 @@ class PointwiseConv2D(keras.layers.Conv2D):
             keras.backend.backend() != "tensorflow"
             or tuple(kernel.shape[:2]) != (1, 1)
             or kernel.shape[2] * kernel.shape[3] < self.MATMUL_MIN_KERNEL
-            or _tf_native_grouped_conv_trains()  # true only with oneDNN on, whose 1x1 convolutions are fast
+            or _onednn_enabled()  # oneDNN's 1x1 convolutions are fast
             or self.groups != 1
             or self.data_format != "channels_last"
             or tuple(self.dilation_rate) != (1, 1)

@@ -1,22 +1,55 @@
-"""A quiet TensorFlow start-up for command-line processes on CPU machines.
+"""TensorFlow's start-up, decided before it loads: a quiet import, and oneDNN on or off per job.
 
-TensorFlow's C++ side prints to stderr before Python can configure it: the
-absl "WARNING: All log messages before absl::InitializeLog() is called ..."
-banner and INFO lines (oneDNN, "Could not find cuda drivers") while it is
-imported, and on a machine without an NVIDIA driver an
-``E0000 ... cuda_platform.cc] failed call to cuInit: ... CUDA error`` line at
-the first device query. None of it is news on a CPU machine, and a pool of
-worker processes repeats it once per worker.
+Quiet: TensorFlow's C++ side prints to stderr before Python can configure
+it: the absl "WARNING: All log messages before absl::InitializeLog() is
+called ..." banner and INFO lines (oneDNN, "Could not find cuda drivers")
+while it is imported (``TF_CPP_MIN_LOG_LEVEL`` does not silence those), and
+on a machine without an NVIDIA driver an ``E0000 ... cuInit: ... CUDA error``
+line at the first device query. None of it is news on a CPU machine.
+`prepare` (run by ``import keras_regnet``, and by the command line per job)
+sets ``TF_CPP_MIN_LOG_LEVEL`` (3 without an NVIDIA driver, 2 with one, so real
+GPU errors still show) unless the user set it, and makes the first import of
+TensorFlow run with file descriptor 2 pointed at /dev/null. A failing import
+is not hidden: stderr is restored before the error propagates.
 
-`quiet_tensorflow()` (call it before anything imports TensorFlow) sets
-``TF_CPP_MIN_LOG_LEVEL`` (3 without an NVIDIA driver, so no CUDA *error*; 2
-with one, so real GPU errors still show) unless the user set it, and imports
-TensorFlow with stderr (file descriptor 2) pointed at /dev/null. A failing
-import is not hidden: it is raised again by the caller's own import.
+oneDNN: TensorFlow 2.21 reads ``TF_ENABLE_ONEDNN_OPTS`` once, when it loads,
+and on its own turns oneDNN on only for x86 CPUs with AVX-512 VNNI/BF16 or
+AMX (Intel, and AMD from Zen 4); on AVX2-only CPUs (AMD Zen 2/3) it runs
+Eigen's kernels. Measured there (bench/README.md, "oneDNN on AMD"), oneDNN
+trains RegNetX32 at 2.6x and predicts at 2.3x Eigen's speed, but runs the
+study's thin 32x32 trial networks 1.16x slower. So `prepare(job)` sets the
+variable per job (`ONEDNN_BY_JOB`) on x86 CPUs, never over a value the user
+set, and never once TensorFlow is loaded (then nothing can change it: set
+the variable before the script imports TensorFlow, or import keras_regnet
+first). `onednn_state()` says what ran and who chose it (summary.json, bench).
 """
 
+import importlib.abc
+import importlib.util
 import os
+import platform
 import sys
+
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+# Set beside the variable when this package chose its value (so a worker process can tell it from the user's).
+CHOSEN_BY_PACKAGE = "KERAS_REGNET_ONEDNN_JOB"
+
+# Per job, the setting measured fastest where TensorFlow's default leaves oneDNN off (AVX2-only x86):
+# RegNet training and inference gain 2.3-2.6x with "1"; the study's thin trial networks run 1.16x slower
+# with it, so trials keep TensorFlow's own default (None). "script" is `import keras_regnet` in a user's
+# program, which mostly builds, trains and predicts with the models; it is the weakest choice: it never
+# replaces a job's choice inherited from a parent process.
+ONEDNN_BY_JOB = {
+    "script": "1",
+    "train": "1",
+    "predict": "1",
+    "serve": "1",
+    "export": "1",
+    "summary": "1",
+    "search": None,
+    "study": None,
+    "trial": None,
+}
 
 
 def has_nvidia_driver():
@@ -27,25 +60,128 @@ def has_nvidia_driver():
     return bool(glob.glob("/dev/nvidia[0-9]*")) or ctypes.util.find_library("cuda") is not None
 
 
-def quiet_tensorflow():
-    """Set TensorFlow's C++ log level and import it without its start-up lines; no-op if already imported."""
+def cpu_description():
+    """(model name, vector-ISA flags) of this CPU from /proc/cpuinfo; the flags decide TensorFlow's oneDNN default."""
+    model, flags = platform.processor() or platform.machine(), []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model in ("", "x86_64", platform.machine()):
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    break
+    except OSError:
+        pass
+    return model, [f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c")]
+
+
+def user_onednn_setting():
+    """The user's own ``TF_ENABLE_ONEDNN_OPTS`` ("0", "1", ...), or None when unset or set by this package."""
+    value = os.environ.get(ONEDNN_VARIABLE)
+    if value is None or os.environ.get(CHOSEN_BY_PACKAGE):
+        return None
+    return value
+
+
+def choose_onednn(job):
+    """Set ``TF_ENABLE_ONEDNN_OPTS`` for `job` where it is still ours to set; returns the value now in force."""
+    if job not in ONEDNN_BY_JOB:
+        raise ValueError(f"job must be one of {sorted(ONEDNN_BY_JOB)}; received {job!r}")
+    current = os.environ.get(ONEDNN_VARIABLE)
+    if "tensorflow" in sys.modules or user_onednn_setting() is not None:
+        return current  # loaded already (nothing can change it now), or the user's value
+    if job == "script" and os.environ.get(CHOSEN_BY_PACKAGE):
+        return current  # a parent process chose for its job
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return current  # ARM builds have their own oneDNN default: leave it
+    value = ONEDNN_BY_JOB[job]
+    if value is None:  # TensorFlow's own default for this CPU
+        os.environ.pop(ONEDNN_VARIABLE, None)
+        os.environ.pop(CHOSEN_BY_PACKAGE, None)
+    else:
+        os.environ[ONEDNN_VARIABLE] = value
+        os.environ[CHOSEN_BY_PACKAGE] = job
+    return value
+
+
+def onednn_state():
+    """What this process runs (call after TensorFlow loaded): oneDNN on or off, who chose it, and the CPU."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    value = os.environ.get(ONEDNN_VARIABLE)
+    if value is None:
+        chosen_by = "tensorflow's default for this CPU"
+    elif os.environ.get(CHOSEN_BY_PACKAGE):
+        chosen_by = f"keras_regnet ({os.environ[CHOSEN_BY_PACKAGE]} job)"
+    else:
+        chosen_by = "the user"
+    model, flags = cpu_description()
+    return {
+        "enabled": bool(_pywrap_util_port.IsMklEnabled()),
+        ONEDNN_VARIABLE: value,
+        "chosen_by": chosen_by,
+        "cpu": model,
+        "cpu_flags": flags,
+    }
+
+
+def describe_onednn():
+    """One line for logs and bench output: oneDNN on/off, the setting and who chose it, the CPU."""
+    state = onednn_state()
+    return (
+        f"oneDNN {'on' if state['enabled'] else 'off'} ({ONEDNN_VARIABLE}={state[ONEDNN_VARIABLE] or 'unset'}, "
+        f"chosen by {state['chosen_by']}); cpu: {state['cpu']} [{' '.join(state['cpu_flags'])}]"
+    )
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds `tensorflow` with the other finders, then runs its module with stderr muted."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once: later finds are TensorFlow's own submodules
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return None
+        self._loader = spec.loader
+        spec.loader = self
+        return spec
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self._loader
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, 2)
+            finally:
+                os.close(null)
+            self._loader.exec_module(module)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def prepare(job="script"):
+    """Before TensorFlow loads: its C++ log level, oneDNN for `job`, a quiet first import. Imports nothing."""
     if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):  # unset or empty
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2" if has_nvidia_driver() else "3"
-    if "tensorflow" in sys.modules:
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(2)
+    choose_onednn(job)
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+def quiet_tensorflow(job="script"):
+    """`prepare(job)`, then import TensorFlow now; an import that fails is raised again by the caller's own import."""
+    prepare(job)
     try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, 2)
-        finally:
-            os.close(null)
-        try:
-            import tensorflow  # noqa: F401
-        except Exception:  # noqa: BLE001 - the caller's own import raises it, visibly
-            pass
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        import tensorflow  # noqa: F401
+    except Exception:  # noqa: BLE001 - the caller's own import raises it, visibly
+        pass

@@ -62,7 +62,7 @@ import os
 import shutil
 import time
 
-from keras_regnet import distribute, run_folder
+from keras_regnet import distribute, run_folder, startup
 from keras_regnet.validation import check_bool, check_choice, check_int, check_number
 
 SCHEDULES = ("cosine", "constant")
@@ -767,6 +767,9 @@ def train(config):
         "wall_time_this_run_s": round(time.perf_counter() - start, 3),
         "images_per_second": round(images_per_second, 1) if images_per_second else None,
         "backend": keras.backend.backend(),
+        # oneDNN on or off, who chose it, and the CPU: a speed figure means little without them
+        "onednn": startup.onednn_state() if keras.backend.backend() == "tensorflow" else None,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "replicas": strategy.num_replicas_in_sync,
         "task": {"type": task_type, "id": task_id, "chief": chief},
         "mixed_precision": config.mixed_precision,

@@ -149,7 +149,7 @@ def configure_tensorflow(threads):
     """This process's TensorFlow as a trial worker runs it: quiet, `threads` CPU threads, two grappler passes off."""
     from keras_regnet import startup
 
-    startup.quiet_tensorflow()  # no CUDA error or absl banner per worker on a CPU machine
+    startup.quiet_tensorflow("trial")  # no CUDA error or absl banner per worker; oneDNN as measured for trials
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -79,7 +79,7 @@ def test_grouped_conv_matches_keras_conv2d(groups, strides, channels_in, filters
 def test_grouped_conv_without_onednn_matches_keras_conv2d(monkeypatch, groups, strides, channels_in, filters, padding):
     """The forms taken where oneDNN is off (AMD CPUs) give Conv2D's outputs and gradients, traced,
     eager, and with an unknown batch and image size."""
-    monkeypatch.setattr(layers_module, "_tf_native_grouped_conv_trains", lambda: False)
+    monkeypatch.setattr(layers_module, "_native_grouped_parts", lambda dtype: frozenset())
     rng = np.random.default_rng(groups * 100 + channels_in + filters)
     x = tf.constant(rng.normal(size=(3, 9, 9, channels_in)).astype("float32"))
     kwargs = dict(filters=filters, kernel_size=3, strides=strides, padding=padding, groups=groups)
@@ -96,10 +96,76 @@ def test_grouped_conv_without_onednn_matches_keras_conv2d(monkeypatch, groups, s
     assert _relative(ref(x), tf.function(model)(x)) < 1e-5
 
 
+@pytest.mark.skipif(not layers_module._onednn_enabled(), reason="the native grouped forward needs oneDNN")
+@pytest.mark.parametrize("native", [{"forward", "input_gradient"}, {"forward", "kernel_gradient"}, {"forward"}])
+@pytest.mark.parametrize("group_width", [2, 8])
+def test_native_forward_with_a_portable_gradient_matches_keras_conv2d(monkeypatch, native, group_width):
+    """Where the native kernel's forward works but a gradient does not (a build's bf16 kernel gradient),
+    the missing gradient comes from the package's form: same outputs and gradients, eager and traced."""
+    monkeypatch.setattr(layers_module, "_native_grouped_parts", lambda dtype: frozenset(native))
+    rng = np.random.default_rng(group_width)
+    x = tf.constant(rng.normal(size=(2, 9, 9, 16)).astype("float32"))
+    kwargs = dict(filters=16, kernel_size=3, strides=2, padding="same", groups=16 // group_width)
+    ref, ours = keras.layers.Conv2D(**kwargs), GroupedConv2D(**kwargs)
+    ref.build(x.shape)
+    ours.build(x.shape)
+    ours.set_weights([rng.normal(size=w.shape).astype("float32") for w in ref.weights])
+    ref.set_weights(ours.get_weights())
+    _assert_same_gradients(ref, ours, x, rng)
+
+
+def test_the_probe_keeps_only_parts_that_run_right(monkeypatch):
+    """A native kernel gradient that fails (or computes wrong numbers) is left out, the rest kept."""
+    if not layers_module._onednn_enabled():
+        assert layers_module._native_grouped_parts("float32") == frozenset()
+        return
+    assert layers_module._probe_native_grouped_parts("float32") == layers_module.NATIVE_PARTS
+    real = tf.raw_ops.Conv2DBackpropFilter
+
+    def wrong(**kwargs):
+        return real(**kwargs) * 1.5
+
+    monkeypatch.setattr(tf.raw_ops, "Conv2DBackpropFilter", wrong)
+    monkeypatch.setattr(tf.nn, "conv2d", _conv2d_whose_kernel_gradient_is(wrong))
+    assert layers_module._probe_native_grouped_parts("float32") == {"forward", "input_gradient"}
+
+
+def _conv2d_whose_kernel_gradient_is(kernel_gradient):
+    real = tf.nn.conv2d
+
+    def conv2d(x, k, strides, padding, **kwargs):
+        @tf.custom_gradient
+        def native(x, k):
+            def gradient(dy):
+                dx = tf.raw_ops.Conv2DBackpropInput(
+                    input_sizes=tf.shape(x),
+                    filter=k,
+                    out_backprop=dy,
+                    strides=[1, strides, strides, 1],
+                    padding=padding,
+                )
+                dk = kernel_gradient(
+                    input=x,
+                    filter_sizes=tf.shape(k),
+                    out_backprop=dy,
+                    strides=[1, strides, strides, 1],
+                    padding=padding,
+                )
+                return dx, dk
+
+            return real(x, k, strides, padding), gradient
+
+        if k.shape[2] == x.shape[-1]:  # the probe's split reference: dense, left alone
+            return real(x, k, strides, padding, **kwargs)
+        return native(x, k)
+
+    return conv2d
+
+
 @pytest.mark.parametrize("strides, size, padding", [(1, 4, "same"), (2, 5, "same"), (2, 4, "valid")])
 def test_pointwise_conv_matmul_path_matches_keras_conv2d(monkeypatch, strides, size, padding):
     """The matmul form (taken where oneDNN is off) gives Conv2D's outputs and gradients, traced or not."""
-    monkeypatch.setattr(layers_module, "_tf_native_grouped_conv_trains", lambda: False)
+    monkeypatch.setattr(layers_module, "_onednn_enabled", lambda: False)
     rng = np.random.default_rng(strides * 10 + size)
     x = tf.constant(rng.normal(size=(3, size, size, 128)).astype("float32"))
     kwargs = dict(filters=256, kernel_size=1, strides=strides, padding=padding)
@@ -181,9 +247,9 @@ def test_training_step_without_onednn_uses_the_portable_path(tmp_path):
         history = model.fit(rng.normal(size=(16, 12, 12, 8)), rng.integers(0, 3, 16), epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"][0])
         assert not np.allclose(before, model.layers[1].kernel.numpy())
-        print("native", layers._tf_native_grouped_conv_trains())
+        print("native", sorted(layers._native_grouped_parts("float32")))
     """)
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "native False" in result.stdout
+    assert "native []" in result.stdout
