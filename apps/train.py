@@ -94,6 +94,12 @@ def add_arguments(parser):
         default=None,
         help="retrain a run that --out holds finished (default: say it is complete and stop)",
     )
+    parser.add_argument(
+        "--test-each-epoch",
+        action="store_true",
+        default=None,
+        help="score the test split after every epoch too (history.csv's test_accuracy; on in --recipe d2l)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -117,6 +123,7 @@ _FIELDS = (
     "out",
     "strict_images",
     "overwrite",
+    "test_each_epoch",
     "recipe",
 )
 

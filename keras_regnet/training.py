@@ -86,6 +86,7 @@ RECIPES = {
         schedule="constant",
         label_smoothing=0.0,
         augment=False,
+        test_each_epoch=True,  # d2l plots the test set's accuracy after every epoch
     ),
 }
 
@@ -142,6 +143,10 @@ class TrainConfig:
         strict_images: an image folder's unreadable files stop the run
             (True) or are skipped with a warning naming them (False, the
             default; ``summary.json`` counts them in ``skipped_images``).
+        test_each_epoch: also score the test split after every epoch
+            (``test_accuracy`` / ``test_loss`` columns of ``history.csv``), as
+            d2l's plots do; costs one pass over the test split an epoch.
+            Default False (the test split is scored once, at the end).
         recipe: the name of the recipe (`RECIPES`) whose values the other
             fields took, recorded in ``summary.json``. Set it with
             `from_recipe`, which fills in those values; the constructor only
@@ -168,6 +173,7 @@ class TrainConfig:
     verbose: int = 1
     strict_images: bool = False
     overwrite: bool = False
+    test_each_epoch: bool = False
     recipe: str = "default"
 
     @classmethod
@@ -208,6 +214,7 @@ class TrainConfig:
         check_int("TrainConfig.verbose", self.verbose, 0, 2)
         check_bool("TrainConfig.strict_images", self.strict_images)
         check_bool("TrainConfig.overwrite", self.overwrite)
+        check_bool("TrainConfig.test_each_epoch", self.test_each_epoch)
         check_choice("TrainConfig.recipe", self.recipe, tuple(RECIPES))
         if self.out is None:  # another recipe, another default folder: runs of two recipes never collide
             suffix = "" if self.recipe == "default" else f"-{self.recipe}"
@@ -573,11 +580,27 @@ def _best_model_callback(path, initial_best):
     return BestModel()
 
 
-def make_callbacks(out, *, initial_best=None):
-    """Best model, TensorBoard and CSV log, all under `out` (the epoch backup comes after them)."""
+def _test_each_epoch_callback(test):
+    import keras
+
+    class TestEachEpoch(keras.callbacks.Callback):
+        """Adds the test split's loss and accuracy to each epoch's logs (before the CSV log reads them)."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                loss, accuracy = self.model.evaluate(test, verbose=0)
+                logs.update(test_loss=float(loss), test_accuracy=float(accuracy))
+
+    return TestEachEpoch()
+
+
+def make_callbacks(out, *, initial_best=None, test=None):
+    """Best model, TensorBoard and CSV log, all under `out` (the epoch backup comes after them); with a
+    `test` split, its score each epoch first."""
     import keras
 
     return [
+        *([] if test is None else [_test_each_epoch_callback(test)]),
         _best_model_callback(os.path.join(out, "best.keras"), initial_best),
         keras.callbacks.TensorBoard(os.path.join(out, "logs")),
         keras.callbacks.CSVLogger(os.path.join(out, HISTORY_FILE), append=True),
@@ -723,7 +746,8 @@ def train(config):
         throughput = epoch_timer(start)
         backup = _backup_callback(backup_dir, before=before, throughput=throughput, start=start)
         # The backup last: an epoch logged but not yet backed up is trimmed from the history and rerun.
-        callbacks = [*make_callbacks(out, initial_best=best_before), throughput, backup]
+        test_each_epoch = ds.test if config.test_each_epoch else None
+        callbacks = [*make_callbacks(out, initial_best=best_before, test=test_each_epoch), throughput, backup]
         if strategy.num_replicas_in_sync > 1:
             callbacks.insert(0, distribute.sync_statistics_callback(strategy))
         model.fit(
