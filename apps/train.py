@@ -100,6 +100,13 @@ def add_arguments(parser):
         default=None,
         help="score the test split after every epoch too (history.csv's test_accuracy; on in --recipe d2l)",
     )
+    parser.add_argument(
+        "--init",
+        default=None,
+        choices=("default", "d2l"),
+        help="weight init: default (pycls: He normal, residual branches' last gamma 0) or d2l "
+        "(Xavier uniform, gamma 1; on in --recipe d2l)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -124,6 +131,7 @@ _FIELDS = (
     "strict_images",
     "overwrite",
     "test_each_epoch",
+    "init",
     "recipe",
 )
 

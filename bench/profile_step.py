@@ -118,8 +118,8 @@ def child_torch(steps):
 
 
 def _torch_model_code():
-    # Read, not imported: importing throughput.py would load TensorFlow into the PyTorch process.
-    source = (HERE / "throughput.py").read_text()
+    # Read, not imported: importing peers.py would load Keras (TensorFlow) into the PyTorch process.
+    source = (HERE / "peers.py").read_text()
     return source.split("TORCH_MODEL = r'''", 1)[1].split("'''", 1)[0]
 
 

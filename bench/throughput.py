@@ -8,15 +8,20 @@ optimization bought and how to read the figures):
   2. the d2l PyTorch RegNetX32 in fp32 (contiguous and channels_last) and with
      bf16 autocast + channels_last, in a subprocess, when `torch` is importable
      (never a dependency of keras-regnet: `pip install torch` to include it);
-  3. `keras_regnet.RegNetX32` in float32 and `mixed_bfloat16`, and for inference
-     also with batch norm folded into the convolutions (`keras_regnet.fold`);
+  3. `keras_regnet.RegNetX32` in float32 and `mixed_bfloat16`; inference through
+     `model.predict` (what a script calls) and a traced call, unfolded and with
+     batch norm folded into the convolutions (`keras_regnet.fold`);
   4. the machine's fp32 (and bf16) matmul throughput, and our training FLOP/s as
      a share of it (training FLOPs = 3 x 2 x the analytic forward multiply-adds);
   5. the input pipeline alone (28x28 uint8 -> 96x96 float32, the d2l
      Fashion-MNIST setting, through `keras_regnet.data`'s pipeline);
 
+  6. `keras_regnet.RegNetX32` on each Keras backend (TensorFlow, JAX, torch; as
+     `--backend` below, one round);
+
 then the ratios against their targets, the cost growth with image size
-(train img/s x pixels at 32, 64, 96, 128 px) and the CPU model and flags.
+(train img/s x pixels at 32, 64, 96, 128 px), the CPU model and flags, oneDNN's
+state (on or off, and who chose it: `keras_regnet.startup`) and the date.
 
 Training is measured the way users train: `model.fit` on a `tf.data` dataset
 of fixed random batches (PyTorch: the usual zero_grad/forward/backward/step
@@ -32,16 +37,14 @@ each figure's ratio to the fastest.
 
 Usage:
     python bench/throughput.py [--batch-size 128] [--steps 8] [--stock-steps 2] [--rounds 1]
-                               [--no-torch] [--no-stock] [--no-sizes] [--json PATH]
+                               [--no-torch] [--no-stock] [--no-sizes] [--no-backends] [--json PATH]
     python bench/throughput.py --backend tensorflow,jax,torch [--batch-size 128] [--size 96]
                                [--steps 8] [--reps 12] [--rounds 1] [--json PATH]
 """
 
 import argparse
-import importlib.util
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -49,10 +52,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from keras_regnet import startup  # noqa: E402
+
+startup.prepare("train")  # oneDNN as `keras-regnet train` gets it, chosen before TensorFlow loads
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from peers import d2l_tensorflow_regnetx32, torch_figures  # noqa: E402
 
 import keras_regnet  # noqa: E402
 from keras_regnet import complexity, zoo  # noqa: E402
@@ -62,224 +69,25 @@ LEARNING_RATE = 0.05
 
 # Speed targets: (description, numerator, denominator, target)
 TARGETS = (
-    ("train fp32: ours / d2l on stock Keras 3", "ours_fp32_train", "stock_fp32_train", 12.0),
-    ("train fp32: ours / PyTorch fp32 (its better memory format)", "ours_fp32_train", "torch_fp32_best_train", 1.4),
-    (
-        "train bf16: ours mixed_bfloat16 / PyTorch bf16 autocast channels_last",
-        "ours_bf16_train",
-        "torch_bf16_cl_train",
-        1.0,
-    ),
-    ("infer fp32: ours / PyTorch fp32 channels_last", "ours_fp32_infer", "torch_fp32_cl_infer", 1.0),
-    ("infer bf16: ours / PyTorch bf16", "ours_bf16_infer", "torch_bf16_cl_infer", 1.0),
-    ("our fp32 training FLOP/s / measured fp32 matmul FLOP/s", "ours_fp32_train_flops", "matmul_fp32_flops", 0.30),
-    ("input pipeline img/s / our train img/s (fp32)", "pipeline", "ours_fp32_train", 3.0),
+    ("train fp32: ours / d2l on stock Keras 3", "stock_fp32_train", 12.0),
+    ("train fp32: ours / PyTorch fp32 (its better memory format)", "torch_fp32_best_train", 1.5),
+    ("model.predict fp32: ours / PyTorch fp32 channels_last", "torch_fp32_cl_infer", 1.2),
+    ("train bf16: ours mixed_bfloat16 / PyTorch bf16 autocast channels_last", "torch_bf16_cl_train", 1.0),
+    ("infer bf16 (model.predict): ours / PyTorch bf16", "torch_bf16_cl_infer", 1.0),
+    ("our fp32 training FLOP/s / measured fp32 matmul FLOP/s", "matmul_fp32_flops", 0.30),
+    ("input pipeline img/s / our train img/s (fp32)", None, 3.0),
 )
-
-
-# ----------------------------------------------------------------------------- peers
-
-
-def d2l_tensorflow_regnetx32():
-    """The d2l TensorFlow RegNetX32, as in the seed (tensorflow cells), on Keras 3.
-
-    `ResNeXtBlock` is d2l's (section 8.6): `groups` there is the group *width*,
-    the convolution gets `bot_channels // groups` groups.
-    """
-
-    class ResNeXtBlock(keras.Model):
-        def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
-            super().__init__()
-            bot_channels = int(round(num_channels * bot_mul))
-            self.conv1 = keras.layers.Conv2D(bot_channels, 1, strides=1)
-            self.conv2 = keras.layers.Conv2D(
-                bot_channels, 3, strides=strides, padding="same", groups=bot_channels // groups
-            )
-            self.conv3 = keras.layers.Conv2D(num_channels, 1, strides=1)
-            self.bn1 = keras.layers.BatchNormalization()
-            self.bn2 = keras.layers.BatchNormalization()
-            self.bn3 = keras.layers.BatchNormalization()
-            if use_1x1conv:
-                self.conv4 = keras.layers.Conv2D(num_channels, 1, strides=strides)
-                self.bn4 = keras.layers.BatchNormalization()
-            else:
-                self.conv4 = None
-                self.bn4 = None
-
-        def call(self, X):
-            Y = keras.activations.relu(self.bn1(self.conv1(X)))
-            Y = keras.activations.relu(self.bn2(self.conv2(Y)))
-            Y = self.bn3(self.conv3(Y))
-            if self.conv4:
-                X = self.bn4(self.conv4(X))
-            return keras.activations.relu(Y + X)
-
-    def stem(num_channels):
-        return keras.models.Sequential(
-            [
-                keras.layers.Conv2D(num_channels, kernel_size=3, strides=2, padding="same"),
-                keras.layers.BatchNormalization(),
-                keras.layers.Activation("relu"),
-            ]
-        )
-
-    def stage(depth, num_channels, groups, bot_mul):
-        net = keras.models.Sequential()
-        for i in range(depth):
-            if i == 0:
-                net.add(ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv=True, strides=2))
-            else:
-                net.add(ResNeXtBlock(num_channels, groups, bot_mul))
-        return net
-
-    stem_channels, groups, bot_mul = 32, 16, 1
-    depths, channels = (4, 6), (32, 80)
-    arch = ((depths[0], channels[0], groups, bot_mul), (depths[1], channels[1], groups, bot_mul))
-    net = keras.models.Sequential([stem(stem_channels)])  # Keras 3 wants a list
-    for s in arch:
-        net.add(stage(*s))
-    net.add(keras.models.Sequential([keras.layers.GlobalAvgPool2D(), keras.layers.Dense(units=NUM_CLASSES)]))
-    net.build((None, 96, 96, 1))
-    return net
-
-
-# The d2l PyTorch RegNetX32 (also used by profile_step.py).
-TORCH_MODEL = r'''
-import json, os, sys, time
-import torch
-from torch import nn
-from torch.nn import functional as F
-
-
-class ResNeXtBlock(nn.Module):  # d2l section 8.6, pytorch cell
-    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
-        super().__init__()
-        bot_channels = int(round(num_channels * bot_mul))
-        self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1, stride=1)
-        self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides, padding=1,
-                                   groups=bot_channels // groups)
-        self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=1)
-        self.bn1 = nn.LazyBatchNorm2d()
-        self.bn2 = nn.LazyBatchNorm2d()
-        self.bn3 = nn.LazyBatchNorm2d()
-        if use_1x1conv:
-            self.conv4 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides)
-            self.bn4 = nn.LazyBatchNorm2d()
-        else:
-            self.conv4 = None
-
-    def forward(self, X):
-        Y = F.relu(self.bn1(self.conv1(X)))
-        Y = F.relu(self.bn2(self.conv2(Y)))
-        Y = self.bn3(self.conv3(Y))
-        if self.conv4:
-            X = self.bn4(self.conv4(X))
-        return F.relu(Y + X)
-
-
-def init_cnn(module):  # d2l.init_cnn
-    if type(module) == nn.Linear or type(module) == nn.Conv2d:
-        nn.init.xavier_uniform_(module.weight)
-
-
-def regnetx32(num_classes=10):  # d2l AnyNet(arch, stem_channels) with RegNetX32's arguments
-    def stage(depth, num_channels, groups, bot_mul):
-        blk = []
-        for i in range(depth):
-            if i == 0:
-                blk.append(ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv=True, strides=2))
-            else:
-                blk.append(ResNeXtBlock(num_channels, groups, bot_mul))
-        return nn.Sequential(*blk)
-
-    net = nn.Sequential(nn.Sequential(
-        nn.LazyConv2d(32, kernel_size=3, stride=2, padding=1), nn.LazyBatchNorm2d(), nn.ReLU()))
-    for i, s in enumerate(((4, 32, 16, 1), (6, 80, 16, 1))):
-        net.add_module(f"stage{i+1}", stage(*s))
-    net.add_module("head", nn.Sequential(
-        nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(num_classes)))
-    net(torch.zeros(1, 1, 96, 96))
-    net.apply(init_cnn)
-    return net
-
-
-def make_train_step(net, x, y, bf16):
-    """The usual zero_grad / forward / backward / step loop body, SGD(0.05)."""
-    opt = torch.optim.SGD(net.parameters(), lr=0.05)
-
-    def step():
-        opt.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
-'''
-
-TORCH_SCRIPT = (
-    TORCH_MODEL
-    + r"""
-batch, steps, reps = (int(v) for v in sys.argv[1:4])
-
-
-def measure(channels_last, bf16):
-    torch.manual_seed(0)
-    net = regnetx32()
-    x = torch.rand(batch, 1, 96, 96) * 255
-    y = torch.randint(0, 10, (batch,))
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    step = make_train_step(net, x, y, bf16)
-    net.train()
-    for _ in range(2):
-        step()
-    start, cpu = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        loss = step()
-    float(loss)
-    seconds = time.perf_counter() - start
-    train = steps * batch / seconds
-    shares.append((time.process_time() - cpu) / seconds / os.cpu_count())
-    net.eval()
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        for _ in range(2):
-            net(x)
-        start, cpu = time.perf_counter(), time.process_time()
-        for _ in range(reps):
-            net(x)
-        seconds = time.perf_counter() - start
-        infer = reps * batch / seconds
-    shares.append((time.process_time() - cpu) / seconds / os.cpu_count())
-    return train, infer
-
-
-shares = []
-results = {"version": torch.__version__, "threads": torch.get_num_threads()}
-for key, channels_last, bf16 in (("fp32", False, False), ("fp32_cl", True, False), ("bf16_cl", True, True)):
-    results[key] = measure(channels_last, bf16)
-results["cpu_shares"] = shares
-print("TORCH_RESULTS " + json.dumps(results))
-"""
+# The numerator of each target, in order (ours).
+TARGET_NUMERATORS = (
+    "ours_fp32_train",
+    "ours_fp32_train",
+    "ours_fp32_predict",
+    "ours_bf16_train",
+    "ours_bf16_predict",
+    "ours_fp32_train_flops",
+    "pipeline",
 )
-
-
-def torch_figures(batch, steps, reps):
-    """The d2l PyTorch RegNetX32 in a subprocess; None when torch is not importable."""
-    if importlib.util.find_spec("torch") is None:
-        return None, "torch not importable here (pip install torch to include the PyTorch peer)"
-    result = subprocess.run(
-        [sys.executable, "-c", TORCH_SCRIPT, str(batch), str(steps), str(reps)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    for line in result.stdout.splitlines():
-        if line.startswith("TORCH_RESULTS "):
-            return json.loads(line[len("TORCH_RESULTS ") :]), None
-    return None, f"torch subprocess failed (rc {result.returncode}): {result.stderr[-500:]}"
+BACKEND_GOAL = 2.0  # the slowest Keras backend at most this many times slower than the fastest
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -384,6 +192,16 @@ def infer_images_per_second(model, batch, reps, size=96, label=None):
     return reps * batch / clock.seconds
 
 
+def predict_images_per_second(model, batch, reps, size=96, label=None):
+    """`model.predict` on an array of `reps` batches: what a user's script calls."""
+    x = np.repeat(random_batch(batch, size)[0], reps, axis=0)
+    model.predict(x[: 2 * batch], batch_size=batch, verbose=0)
+    with Clock() as clock:
+        model.predict(x, batch_size=batch, verbose=0)
+    CPU_SHARES[f"{label or model.name} predict"] = clock.cpu_share
+    return reps * batch / clock.seconds
+
+
 def matmul_flops(dtype, n=2048, reps=8):
     a = tf.random.normal([n, n], dtype=tf.float32)
     a = tf.cast(a, dtype)
@@ -430,22 +248,6 @@ def progress(fig, prefix):
         f"{k[len(prefix) :]} {v:.1f}" for k, v in fig.items() if k.startswith(prefix) and isinstance(v, float)
     )
     print(f"  measured {prefix.rstrip('_')}: {shown}", flush=True)
-
-
-def cpu_description():
-    model, flags = platform.processor() or platform.machine(), []
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model in ("", "x86_64", platform.machine()):
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = line.split(":", 1)[1].split()
-                    break
-    except OSError:
-        pass
-    wanted = [f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c")]
-    return model, wanted
 
 
 def load_average():
@@ -530,21 +332,14 @@ def backend_figures(backend, batch, size, steps, reps):
     return None, f"{backend} subprocess failed (rc {result.returncode}): {result.stderr[-800:]}"
 
 
-def backend_comparison(args):
-    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
-    unknown = sorted(set(backends) - set(BACKENDS))
-    if not backends or unknown:
-        raise SystemExit(f"--backend takes a comma list of {', '.join(BACKENDS)}, got {args.backend!r}")
-    started = time.perf_counter()
-    load_start = load_average()
-    cores_start = effective_cores()
-    print(f"load average at start: {load_start}; effective cores: {cores_start:.2f} of {os.cpu_count()}", flush=True)
+def measure_backends(backends, rounds, batch, size, steps, reps):
+    """{backend: its best figures over `rounds` alternating rounds, or None where it failed}, notes."""
     best, notes = {}, []
-    for round_ in range(args.rounds):
+    for round_ in range(rounds):
         for backend in backends:
             if backend in best and best[backend] is None:
                 continue
-            figures, why = backend_figures(backend, args.batch_size, args.size, args.steps, args.reps)
+            figures, why = backend_figures(backend, batch, size, steps, reps)
             if figures is None:
                 notes.append(why)
                 best[backend] = None
@@ -559,6 +354,19 @@ def backend_comparison(args):
                 if figures[key] > kept[key]:
                     kept[key] = figures[key]
                     kept["shares"][key] = figures["shares"][key]
+    return best, notes
+
+
+def backend_comparison(args):
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if not backends or unknown:
+        raise SystemExit(f"--backend takes a comma list of {', '.join(BACKENDS)}, got {args.backend!r}")
+    started = time.perf_counter()
+    load_start = load_average()
+    cores_start = effective_cores()
+    print(f"load average at start: {load_start}; effective cores: {cores_start:.2f} of {os.cpu_count()}", flush=True)
+    best, notes = measure_backends(backends, args.rounds, args.batch_size, args.size, args.steps, args.reps)
     measured = {b: f for b, f in best.items() if f is not None}
     cores_end = effective_cores()
     print()
@@ -590,7 +398,7 @@ def backend_comparison(args):
             + ("met" if not slow else "MISSED: " + ", ".join(f"{s} slower" for s in slow))
         )
     keras_version = next(iter(measured.values()))["keras"] if measured else "n/a"
-    print(f"keras {keras_version}; cpu: {cpu_description()[0]}, {os.cpu_count()} logical cpus")
+    print(f"keras {keras_version}; cpu: {startup.cpu_description()[0]}, {os.cpu_count()} logical cpus")
     print(
         f"load average at the end {load_average()}; effective cores {cores_start:.2f} at start, "
         f"{cores_end:.2f} at end of {os.cpu_count()}; run took {time.perf_counter() - started:.0f} s"
@@ -620,6 +428,7 @@ def main():
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
     parser.add_argument("--no-stock", action="store_true", help="skip the stock Keras 3 peer")
     parser.add_argument("--no-sizes", action="store_true", help="skip the 32..128 px cost growth")
+    parser.add_argument("--no-backends", action="store_true", help="skip RegNetX32 on the JAX and torch Keras backends")
     parser.add_argument(
         "--rounds",
         type=int,
@@ -658,6 +467,7 @@ def main():
         label = f"ours {policy_key}"
         keep_best(f"ours_{policy_key}_train", train_images_per_second(model, batch, steps, warmup=2, label=label))
         keep_best(f"ours_{policy_key}_infer_unfolded", infer_images_per_second(model, batch, reps, label=label))
+        keep_best(f"ours_{policy_key}_predict", predict_images_per_second(model, batch, reps, label=label))
         folded = fold.fold_batch_norm(model)
         keep_best(f"ours_{policy_key}_infer", infer_images_per_second(folded, batch, reps, label=label + " folded"))
 
@@ -718,13 +528,21 @@ def main():
             model = keras_regnet.RegNetX32(input_shape=(px, px, 1))
             sizes[px] = train_images_per_second(model, batch, max(2, steps // 2), warmup=1, size=px, label="ours fp32")
         fig["sizes"] = sizes
+    # The Keras backends, one subprocess each (keras_regnet.RegNetX32 itself, train_on_batch / predict_on_batch).
+    backends = {}
+    if not args.no_backends:
+        found, backend_notes = measure_backends(BACKENDS, 1, batch, 96, steps, reps)
+        backends = {b: f for b, f in found.items() if f is not None}
+        notes.extend(backend_notes)
+        fig["backends"] = backends
+    fig["onednn"] = startup.onednn_state()
     fig["load_average_end"] = load_average()
     fig["effective_cores_end"] = effective_cores()
     fig["cpu_shares"] = CPU_SHARES
     fig["seconds"] = time.perf_counter() - started
 
     # ------------------------------------------------------------------ report
-    model_name, flags = cpu_description()
+    model_name, flags = startup.cpu_description()
     print()
     print(
         f"RegNetX32, 96x96x1, batch {batch}, 10 classes, SGD({LEARNING_RATE}); img/s, best of "
@@ -737,10 +555,12 @@ def main():
         ("d2l PyTorch, fp32 contiguous", "torch_fp32_train", "torch_fp32_infer"),
         ("d2l PyTorch, fp32 channels_last", "torch_fp32_cl_train", "torch_fp32_cl_infer"),
         ("d2l PyTorch, bf16 autocast channels_last", "torch_bf16_cl_train", "torch_bf16_cl_infer"),
-        ("keras_regnet, float32", "ours_fp32_train", "ours_fp32_infer_unfolded"),
-        ("keras_regnet, float32, BN folded (infer)", None, "ours_fp32_infer"),
-        ("keras_regnet, mixed_bfloat16", "ours_bf16_train", "ours_bf16_infer_unfolded"),
-        ("keras_regnet, mixed_bfloat16, BN folded", None, "ours_bf16_infer"),
+        ("keras_regnet, float32 (infer: model.predict)", "ours_fp32_train", "ours_fp32_predict"),
+        ("keras_regnet, float32, traced call", None, "ours_fp32_infer_unfolded"),
+        ("keras_regnet, float32, traced call, BN folded", None, "ours_fp32_infer"),
+        ("keras_regnet, mixed_bfloat16 (infer: model.predict)", "ours_bf16_train", "ours_bf16_predict"),
+        ("keras_regnet, mixed_bfloat16, traced call", None, "ours_bf16_infer_unfolded"),
+        ("keras_regnet, mixed_bfloat16, traced, BN folded", None, "ours_bf16_infer"),
     ]
     print(f"  {'':46s} {'train':>9s} {'infer':>9s}")
     for label, train_key, infer_key in rows:
@@ -769,7 +589,8 @@ def main():
     print()
     print("ratios (this run):")
     fig["ratios"] = {}
-    for label, num, den, target in TARGETS:
+    for (label, den, target), num in zip(TARGETS, TARGET_NUMERATORS):
+        den = den or "ours_fp32_train"
         if num in fig and den in fig:
             ratio = fig[num] / fig[den]
             fig["ratios"][label] = ratio
@@ -778,11 +599,14 @@ def main():
             print(f"  {label:70s} {shown:>8s}  target >= {goal:6s} {'met' if ratio >= target else 'MISSED'}")
         else:
             print(f"  {label:70s} {'n/a':>8s}  (peer not measured)")
-    if "ours_fp32_infer" in fig and "torch_fp32_cl_infer" in fig:
-        print(
-            f"  (infer without folding: fp32 {fig['ours_fp32_infer_unfolded'] / fig['torch_fp32_cl_infer']:.2f}x, "
-            f"bf16 {fig['ours_bf16_infer_unfolded'] / fig['torch_bf16_cl_infer']:.2f}x)"
-        )
+    if backends:
+        for key in ("train", "infer"):
+            spread = max(f[key] for f in backends.values()) / min(f[key] for f in backends.values())
+            fig["ratios"][f"slowest / fastest Keras backend, {key}"] = spread
+            print(
+                f"  {f'fastest / slowest Keras backend, {key} ({len(backends)} backends)':70s} {spread:7.2f}x  "
+                f"target <= {BACKEND_GOAL:.1f}x  {'met' if spread <= BACKEND_GOAL else 'MISSED'}"
+            )
     print()
     threads = (
         tf.config.threading.get_intra_op_parallelism_threads(),
@@ -791,7 +615,7 @@ def main():
     print(f"cpu: {model_name}, {os.cpu_count()} logical cpus; flags: {' '.join(flags)}")
     print(
         f"tensorflow {tf.__version__}, keras {keras.__version__}, "
-        f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset (on)')}, "
+        f"{startup.describe_onednn().split('; cpu:')[0]}, {time.strftime('%Y-%m-%d')}, "
         f"intra/inter threads {threads[0] or 'default'}/{threads[1] or 'default'}"
         + (f", torch {fig['torch_version']} ({fig['torch_threads']} threads)" if "torch_version" in fig else "")
     )

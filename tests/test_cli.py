@@ -145,6 +145,7 @@ def test_train_recipe_d2l_sets_its_values_flags_override_them_and_summary_names_
     config = train.config_from_args(parser.parse_args(["train", "--recipe", "d2l", "--dataset", "fashion_mnist"]))
     d2l = dict(model="RegNetX32", image_size=96, batch_size=128, momentum=0.0, lr=0.05, schedule="constant")
     d2l.update(epochs=10, warmup_epochs=0.0, augment=False, weight_decay=0.0, label_smoothing=0.0, recipe="d2l")
+    d2l.update(init="d2l", test_each_epoch=True)
     assert {key: getattr(config, key) for key in d2l} == d2l
     assert config.out == os.path.join("runs", "RegNetX32-fashion_mnist-d2l")
     given = train.config_from_args(parser.parse_args(["train", "--recipe", "d2l", "--lr", "0.1", "--augment"]))
@@ -161,3 +162,6 @@ def test_train_recipe_d2l_sets_its_values_flags_override_them_and_summary_names_
     summary = json.loads((out / "summary.json").read_text())
     assert summary["recipe"] == "d2l" and summary["config"]["momentum"] == 0.0 and summary["epochs"] == 1
     assert summary["input_shape"] == [16, 16, 1] and summary["data_source"] == "scikit-learn's load_digits"
+    assert summary["onednn"]["cpu"] and summary["finished_at"]  # a speed figure names its machine and date
+    history = (out / "history.csv").read_text().splitlines()
+    assert "test_accuracy" in history[0].split(",") and len(history) == 2  # the test split scored each epoch

@@ -598,3 +598,22 @@ def test_finished_run_is_not_retrained_and_a_batch_over_the_train_set_warns(tmp_
         training.train(TrainConfig(**{**settings, "epochs": 2}))
     redone = training.train(TrainConfig(**{**settings, "epochs": 2, "overwrite": True}))
     assert redone["epochs"] == 2 and [int(r["epoch"]) for r in read_history(out)] == [0, 1]
+
+
+def test_d2l_init_draws_xavier_kernels_and_keeps_every_gamma_at_one():
+    """--init d2l: d2l's init_cnn (Xavier-uniform kernels), no zero-initialised residual branch."""
+    import keras
+
+    import keras_regnet
+    from keras_regnet.training import TrainConfig, xavier_kernels
+
+    keras.utils.set_random_seed(0)
+    model = keras_regnet.RegNetX32(zero_init_last=False)
+    xavier_kernels(model)
+    conv = model.get_layer("regnetx32_stage2_block1_conv_1x1_1").kernel.numpy()  # 80 -> 80, 1x1
+    limit = np.sqrt(6 / (80 + 80))
+    assert np.abs(conv).max() <= limit and np.abs(conv).max() > 0.9 * limit  # uniform on [-limit, limit]
+    gammas = [layer.gamma.numpy() for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert all(np.all(g == 1) for g in gammas)
+    with pytest.raises(ValueError, match="TrainConfig.init"):
+        TrainConfig(init="xavier")
