@@ -21,8 +21,11 @@ def add_arguments(parser):
         type=int,
         default=study.PROXY_CHECK,
         metavar="K",
-        help=f"retrain K sampled models for {study.PROXY_FACTOR}x the epochs and report the "
-        "Spearman rank correlation of short and long errors (0: off; default %(default)s)",
+        help=f"retrain K sampled models for {study.PROXY_FACTOR}x the epochs with two seeds and report the "
+        "Spearman rank correlation of short and long errors, the seed Spearman at both schedules, the "
+        "attenuation-corrected correlation and which case the run is in: (a) short training ranks networks "
+        "as long training does; (b) long training does not separate networks on this data, so verdicts are "
+        "about short training; (c) a biased proxy, verdicts unreliable (0: off; default %(default)s)",
     )
     parser.add_argument(
         "--seed-check",
@@ -31,6 +34,16 @@ def add_arguments(parser):
         metavar="K",
         help="retrain K sampled models with a second seed and report the seed-to-seed Spearman and the "
         "seed SD against the between-network SD (0: off; default %(default)s)",
+    )
+    parser.add_argument(
+        "--confirm",
+        type=int,
+        default=study.CONFIRM,
+        metavar="K",
+        help=f"retest the headline comparison ({study.HEADLINE[0]} vs {study.HEADLINE[1]}) at "
+        f"{study.PROXY_FACTOR}x the epochs: retrain K networks of each space (the proxy check's trainings "
+        "reused) and report KS and effect sizes at both schedules: holds, reverses or not resolved "
+        "(0: off; default %(default)s)",
     )
     parser.add_argument(
         "--fail-above",
@@ -50,6 +63,7 @@ def run(args):
         flops=flags.parse_window(args.flops, "--flops"),
         proxy_check=args.proxy_check,
         seed_check=args.seed_check,
+        confirm=args.confirm,
         fail_above=args.fail_above,
         **flags.search_settings(args),
     )

@@ -176,13 +176,19 @@ def study_run(out, workers, samples=None):
     proxy = summary.get("proxy_check") or {}
     epochs = summary["settings"]["epochs"]
     long_epochs = proxy.get("epochs", 4 * epochs)
-    # A proxy training is long_epochs / epochs study trainings' worth of epochs.
-    equivalent = studied + checks.get("k", 0) + proxy.get("k", 0) * long_epochs / epochs
+    # A long training is long_epochs / epochs study trainings' worth of epochs: the proxy check's (two seeds)
+    # and the confirm networks' that the proxy check did not train already.
+    confirm = summary.get("confirm") or {}
+    proxied = {(r["space"], str(r["trial_id"])) for r in proxy.get("rows", [])}
+    extra = sum((r["space"], str(r["trial_id"])) not in proxied for r in confirm.get("rows", []))
+    long_trainings = proxy.get("k", 0) + proxy.get("k_long_seeds", 0) + extra
+    equivalent = studied + checks.get("k", 0) + long_trainings * long_epochs / epochs
     coordinator = peaks.get(proc.pid, 0.0)
     workers_peak = max([v for pid, v in peaks.items() if pid != proc.pid], default=0.0)
     print(
         f"\ndefault study: {studied} networks ({len(summary['spaces'])} spaces) + seed check k={checks.get('k', 0)} + "
-        f"proxy check k={proxy.get('k', 0)} at {long_epochs} epochs = {equivalent:.0f} {epochs}-epoch trainings' "
+        f"{long_trainings} trainings at {long_epochs} epochs (proxy check k={proxy.get('k', 0)}, two seeds; confirm) = "
+        f"{equivalent:.0f} {epochs}-epoch trainings' "
         f"worth in {wall:.0f} s ({wall / 60:.1f} min; goal <= 60 min for >= 100 per space with its checks)"
     )
     print(

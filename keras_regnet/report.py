@@ -7,7 +7,10 @@ paper's pairwise comparisons with bootstrap intervals of their effect sizes
 comparison honestly (agree only when significant in the paper's direction);
 `seed_check_summary` / `proxy_summary` / `rank_check` say whether the errors
 rank networks at all (two trainings with different seeds, short vs long
-training), and every verdict carries that answer; `write_report` writes
+training, and the case of `keras_regnet.study_checks`: does long training
+itself rank networks here?), and every verdict carries that answer; the
+headline comparison retested at long training (`--confirm`) overrides it for
+that comparison when it holds or reverses; `write_report` writes
 ``report.md``, ``summary.json`` and the PNG figures (drawn by
 `keras_regnet.plots`); `verdict_lines` are the console's lines. No TensorFlow.
 """
@@ -19,13 +22,13 @@ import os
 
 import numpy as np
 
-from keras_regnet import analysis, plots, run_folder
+from keras_regnet import analysis, plots, run_folder, study_checks
 from keras_regnet.validation import check_number
 
-ALPHA = 0.05  # significance level of the verdicts
+ALPHA = study_checks.ALPHA  # significance level of the verdicts
 FAIL_ABOVE = 0.2  # a training whose error is above this failed (settings["fail_above"] overrides)
-RANK_THRESHOLD = 0.7  # Spearman rho below which errors cannot rank networks
-N_BOOT = 2000  # bootstrap resamples of each effect size
+RANK_THRESHOLD = study_checks.RANK_THRESHOLD  # Spearman rho below which errors cannot rank networks
+N_BOOT = study_checks.N_BOOT  # bootstrap resamples of each effect size
 
 # (space a, space b, what the paper found, the paper's expectation for b vs a)
 PAPER_PAIRS = (
@@ -86,16 +89,9 @@ def _bins(errors_by_space):
     return max(1, min(10, smallest // 5))
 
 
-def _sup_difference(curve_a, curve_b, points):
-    """max(F_b - F_a) and max(F_a - F_b) over `points` (strict EDFs, both sides of each jump)."""
-    at = np.concatenate([points, np.nextafter(points, np.inf)])
-    diff = curve_b(at) - curve_a(at)
-    return float(max(diff.max(), 0.0)), float(max((-diff).max(), 0.0))
-
-
 def detectability(n_a, n_b, alpha=ALPHA):
     """The small-sample caveat: which KS D the exact test can call significant at these sizes."""
-    smallest = analysis.minimum_detectable_d(n_a, n_b, alpha)
+    smallest = study_checks.minimum_detectable_d(n_a, n_b, alpha)
     if smallest is None:
         return f"n={n_a} vs {n_b}: no KS D is significant at p<{alpha} with so few models"
     return f"n={n_a} vs {n_b}: only KS D >= {smallest:.2f} is detectable at p<{alpha} (exact test)"
@@ -117,10 +113,6 @@ def verdict(expect, ks_p, lower, n_a, n_b, alpha=ALPHA):
         return "disagrees", f"significantly worse, unlike the paper (p={ks_p:.2g})"
     leaning = "the paper's" if lower == "b" else "the opposite"
     return "inconclusive", f"no significant difference (p={ks_p:.2g}; the EDFs lean {leaning} way); {caveat}"
-
-
-def _interval(errors_a, errors_b, statistic, n_boot, seed):
-    return analysis.bootstrap_interval(errors_a, errors_b, statistic, n_boot=n_boot, seed=seed).as_dict()
 
 
 def summarize(
@@ -169,32 +161,32 @@ def summarize(
     for a, b, finding, expect in pairs:
         if a not in errs or b not in errs:
             continue
-        ks = analysis.ks_test(errs[a], errs[b])
+        found = study_checks.compare(errs[a], errs[b], alpha=alpha, n_boot=n_boot, seed=seed)
         grid = np.unique(np.concatenate([errs[a], errs[b]]))
-        b_lower, a_lower = _sup_difference(
-            functools.partial(analysis.edf, errs[a]), functools.partial(analysis.edf, errs[b]), grid
-        )
-        nb_lower, na_lower = _sup_difference(
+        nb_lower, na_lower = study_checks.sup_difference(
             functools.partial(analysis.normalized_edf, errs[a], flops[a], bins, complexity_range=crange),
             functools.partial(analysis.normalized_edf, errs[b], flops[b], bins, complexity_range=crange),
             grid,
         )
-        lower = "b" if b_lower > a_lower else ("a" if a_lower > b_lower else "tie")
-        outcome, detail = verdict(expect, ks.pvalue, lower, errs[a].size, errs[b].size, alpha)
+        outcome, detail = verdict(expect, found["ks_p"], found["lower"], errs[a].size, errs[b].size, alpha)
+        if outcome in ("consistent", "inconclusive"):
+            median = found["median_difference"]["value"]
+            detail += "; " + study_checks.power_text(median, found["ks_d"], found["detectable"])
         comparisons.append(
             {
                 "a": a,
                 "b": b,
                 "paper": finding,
                 "expect": expect,
-                "ks_d": ks.statistic,
-                "ks_p": ks.pvalue,
-                "lower_errors": {"b": b, "a": a}.get(lower, "tie"),
+                "ks_d": found["ks_d"],
+                "ks_p": found["ks_p"],
+                "lower_errors": {"b": b, "a": a}.get(found["lower"], "tie"),
                 "normalized_d": max(nb_lower, na_lower),
                 "median_a": spaces[a]["median"],
                 "median_b": spaces[b]["median"],
-                "median_difference": _interval(errs[a], errs[b], analysis.median_difference, n_boot, seed),
-                "edf_area": _interval(errs[a], errs[b], analysis.edf_area, n_boot, seed),
+                "median_difference": found["median_difference"],
+                "edf_area": found["edf_area"],
+                "detectable": found["detectable"],
                 "verdict": outcome,
                 "detail": detail,
                 "caveat": detectability(errs[a].size, errs[b].size, alpha),
@@ -235,7 +227,12 @@ def _spearman(a, b):
 
 
 def proxy_summary(rows, short_epochs, epochs):
-    """The proxy check's k, epochs and Spearman rank correlation of short and long errors."""
+    """The proxy check's k, epochs and Spearman rank correlation of short and long errors (same seed).
+
+    Rows may carry ``long_error_seed2``, the long schedule's second seed:
+    `write_report` then adds its reliabilities, corrected correlation and case
+    (`study_checks.assess_proxy`).
+    """
     rows, short, long = _paired_errors(rows, "short_error", "long_error", "rows")
     rho, p = _spearman(short, long)
     return {"k": len(rows), "short_epochs": short_epochs, "epochs": epochs, "spearman": rho, "p": p, "rows": rows}
@@ -267,27 +264,65 @@ def _rho_text(name, check):
     return f"{name} rho {rho:.2f} (k={check['k']})"
 
 
-def rank_check(seed_check=None, proxy=None, threshold=RANK_THRESHOLD):
-    """(can_rank, warning): can this run's errors rank networks?
-
-    True when both the seed check's and the proxy check's Spearman rho are
-    >= `threshold` (warning None); False when either is below it or
-    undefined; None (unchecked) when a check did not run and none failed.
-    """
-    failed, passed, missing = [], [], []
-    for name, check in (("seed", seed_check), ("proxy", proxy)):
-        if not check:
-            missing.append(f"no {name} check")
-            continue
-        rho = check["spearman"]
+def _proxy_part(proxy, threshold):
+    """How the proxy check counts: ('pass' | 'fail' | 'short' | 'missing', text)."""
+    if not proxy.get("k_long_seeds"):  # no second long seed (an older study): its raw Spearman, as before
+        rho = proxy["spearman"]
         if rho is None or not math.isfinite(rho) or rho < threshold:
-            failed.append(f"{_rho_text(name, check)} < {threshold:g}")
+            return "fail", f"{_rho_text('proxy', proxy)} < {threshold:g}"
+        return "pass", f"{_rho_text('proxy', proxy)} >= {threshold:g}"
+    case = proxy.get("case")
+    interval = proxy.get("long_seed_interval") or {}
+    long_rho = f"{proxy['epochs']}-epoch seed rho {study_checks.rho_text(interval.get('value'))}"
+    long_rho += f" [{study_checks.rho_text(interval.get('low'))}, {study_checks.rho_text(interval.get('high'))}]"
+    long_rho += f" (k={proxy['k_long_seeds']})"
+    corrected = f"corrected proxy rho {study_checks.corrected_text(proxy.get('corrected'))}"
+    if case == "a":
+        return "pass", f"case (a): {corrected} >= {threshold:g}"
+    if case == "b":
+        return "short", f"case (b): {long_rho}: the long schedule does not separate networks"
+    if case == "c":
+        return "fail", f"case (c): short training ranks networks unlike long training ({corrected} < {threshold:g})"
+    return "missing", f"proxy case not determined ({corrected})"
+
+
+def rank_check(seed_check=None, proxy=None, threshold=RANK_THRESHOLD):
+    """(can_rank, warning): can this run's errors rank networks, and what do its verdicts describe?
+
+    The seed check (two seeds at the study's schedule) must reach rho >=
+    `threshold`. The proxy check counts by its case once it has networks with
+    two long seeds (`study_checks.proxy_case`): (a) passes; (b) passes with
+    the warning "about short training on this data (...)"; (c) fails, so
+    "unreliable"; an undetermined case is unchecked. A proxy check without a
+    second long seed (an older study) counts by its raw Spearman, as before.
+    True when both pass (warning None, or case (b)'s); False when either
+    fails; None (unchecked) when a check did not run or its case could not be
+    told, and none failed.
+    """
+    failed, passed, missing, short_only, biased = [], [], [], [], []
+    if not seed_check:
+        missing.append("no seed check")
+    else:
+        rho = seed_check["spearman"]
+        if rho is None or not math.isfinite(rho) or rho < threshold:
+            failed.append(f"{_rho_text('seed', seed_check)} < {threshold:g}")
         else:
-            passed.append(f"{_rho_text(name, check)} >= {threshold:g}")
-    if failed:
-        return False, f"unreliable: errors cannot rank networks ({'; '.join(failed)})"
+            passed.append(f"{_rho_text('seed', seed_check)} >= {threshold:g}")
+    if not proxy:
+        missing.append("no proxy check")
+    else:
+        kind, text = _proxy_part(proxy, threshold)
+        if kind == "fail" and not proxy.get("k_long_seeds"):
+            failed.append(text)
+        else:
+            {"fail": biased, "pass": passed, "short": short_only, "missing": missing}[kind].append(text)
+    if failed or biased:
+        parts = [f"errors cannot rank networks ({'; '.join(failed)})"] if failed else []
+        return False, "unreliable: " + "; ".join(parts + biased)
     if missing:
-        return None, f"unchecked: whether errors rank networks is unknown ({'; '.join(missing + passed)})"
+        return None, f"unchecked: whether errors rank networks is unknown ({'; '.join(missing + passed + short_only)})"
+    if short_only:
+        return True, f"{study_checks.CASE_LABELS['b']} ({short_only[0]})"
     return True, None
 
 
@@ -300,6 +335,14 @@ def verdict_lines(summary):
         lines.append(
             f"{c['a']} vs {c['b']}: KS D={c['ks_d']:.3f} p={c['ks_p']:.3g} median diff {md['value']:+.4f} "
             f"[{md['low']:+.4f}, {md['high']:+.4f}] -> {caveat}{c['verdict']}: {c['detail']}"
+        )
+    confirm = summary.get("confirm")
+    if confirm:
+        long, md = confirm["long"], confirm["long"]["median_difference"]
+        lines.append(
+            f"{confirm['a']} vs {confirm['b']} at {epochs_text(confirm['epochs'])} ({long['n_a']} vs {long['n_b']} "
+            f"networks): KS D={long['ks_d']:.3f} p={long['ks_p']:.3g} median diff {md['value']:+.4f} "
+            f"[{md['low']:+.4f}, {md['high']:+.4f}] -> {confirm['text']}"
         )
     return lines
 
@@ -371,22 +414,55 @@ def make_figures(out, trials, stats, proxy=None, best=3, seed_check=None):
     return paths
 
 
-def write_report(out, trials, settings, proxy=None, seed_check=None):
+def _apply_confirm(comparisons, confirm, warning):
+    """Every comparison's ``rank_caveat``; the retested one's follows its long-schedule result.
+
+    Holds: reported plainly (None); reverses: "unreliable: ..."; not
+    resolved: the run's warning, as for the others.
+    """
+    for c in comparisons:
+        c["rank_caveat"] = warning
+        if not confirm or (c["a"], c["b"]) != (confirm["a"], confirm["b"]):
+            continue
+        c["confirm"] = confirm["result"]
+        long = confirm["long"]
+        c["detail"] += (
+            f"; at {epochs_text(confirm['epochs'])} ({long['n_a']} vs {long['n_b']} networks, "
+            f"KS p={long['ks_p']:.2g}): {confirm['result']}"
+        )
+        if confirm["result"] == "holds":
+            c["rank_caveat"] = None
+        elif confirm["result"] == "reverses":
+            c["rank_caveat"] = f"unreliable: {confirm['text']}"
+
+
+def write_report(out, trials, settings, proxy=None, seed_check=None, confirm=None):
     """OUT/report.md, OUT/summary.json and the figures from the completed trials; returns the summary.
 
     `settings["fail_above"]` (absent or None: FAIL_ABOVE) is the error above
     which a training counts as failed. `proxy` is `proxy_summary`'s dict and
-    `seed_check` `seed_check_summary`'s (None: not run); from them
-    `rank_check` decides ``can_rank`` (True / False / None = unchecked) and
-    every comparison gets ``rank_caveat`` (the warning, or None).
+    `seed_check` `seed_check_summary`'s (None: not run); the proxy check gets
+    its reliabilities, corrected correlation and case
+    (`study_checks.assess_proxy`), from which `rank_check` decides
+    ``can_rank`` (True / False / None = unchecked) and every comparison gets
+    ``rank_caveat`` (the warning, or None). `confirm` ({a, b, k, short_epochs,
+    epochs, rows}: the study's `--confirm` trainings) becomes ``confirm``, the
+    headline comparison at both schedules (`study_checks.confirm_summary`),
+    and decides that comparison's caveat when it holds or reverses.
     """
     errs = {k: [float(r["val_error"]) for r in v] for k, v in trials.items()}
     flops = {k: [float(r["flops"]) for r in v] for k, v in trials.items()}
     fail_above = settings.get("fail_above")
     stats = summarize(errs, flops, fail_above=FAIL_ABOVE if fail_above is None else fail_above)
+    if proxy:
+        proxy = {**proxy, **study_checks.assess_proxy(proxy, seed_check)}
     can_rank, warning = rank_check(seed_check, proxy)
-    for c in stats["comparisons"]:
-        c["rank_caveat"] = warning
+    confirmed = None
+    if confirm:
+        pair = (confirm["a"], confirm["b"])
+        reference = next((c for c in stats["comparisons"] if (c["a"], c["b"]) == pair), None)
+        confirmed = study_checks.confirm_summary(confirm, reference) if reference else None
+    _apply_confirm(stats["comparisons"], confirmed, warning)
     figures = make_figures(out, {k: v for k, v in trials.items() if v}, stats, proxy, seed_check=seed_check)
     summary = {
         "settings": settings,
@@ -396,6 +472,7 @@ def write_report(out, trials, settings, proxy=None, seed_check=None):
         **stats,
         "seed_check": seed_check,
         "proxy_check": proxy,
+        "confirm": confirmed,
         "figures": {k: os.path.basename(p) for k, p in figures.items()},
         "missing": [k for k, v in trials.items() if not v],
     }
@@ -412,7 +489,7 @@ def _failed_text(summary):
 
 
 def _rank_section(summary):
-    """The report's first section: can these errors rank networks at all?"""
+    """The report's first section: can these errors rank networks at all, and which case is the run in?"""
     can_rank, warning, threshold = summary["can_rank"], summary["rank_warning"], summary["rank_threshold"]
     seed, proxy = summary.get("seed_check"), summary.get("proxy_check")
     if can_rank is False:
@@ -424,6 +501,18 @@ def _rank_section(summary):
         answer = (
             "**Unchecked: this run did not measure whether its errors rank networks.** Every verdict below is "
             f"marked '{warning}'; run the study with a seed check and a proxy check to know."
+        )
+    elif warning:
+        answer = (
+            f"**Yes, for short training only**: two seeds rank networks alike (Spearman rho >= {threshold:g}), but "
+            f"the {proxy['epochs']}-epoch errors do not separate networks on this data, so every verdict below is "
+            f"marked '{warning}'."
+        )
+    elif proxy and proxy.get("case") == "a":
+        answer = (
+            f"**Yes**: two seeds rank networks alike (Spearman rho >= {threshold:g}) and short training ranks them "
+            "as long training does (case (a) below), so the verdicts below measure architecture rather than "
+            "training noise (within their intervals)."
         )
     else:
         answer = (
@@ -445,8 +534,9 @@ def _rank_section(summary):
         lines.append(
             f"- Proxy check: {proxy['k']} networks retrained for {epochs_text(proxy['epochs'])}; Spearman rho "
             f"between the {proxy['short_epochs']}-epoch and {proxy['epochs']}-epoch errors = "
-            f"{proxy['spearman']:.3f} (p = {proxy['p']:.3g}, k = {proxy['k']})."
+            f"{proxy['spearman']:.3f} (p = {proxy['p']:.3g}, k = {proxy['k']}; the same seed: raw)."
         )
+        lines += _case_lines(proxy, seed, threshold)
     else:
         lines.append("- Proxy check: not run.")
     lines.append(f"- Failed trainings (error > {summary['fail_above']:g}): {_failed_text(summary)}.")
@@ -454,6 +544,76 @@ def _rank_section(summary):
         f"- Threshold: errors rank networks when both Spearman rho >= {threshold:g}; the paper assumes they do."
     )
     return lines + [""]
+
+
+def _case_lines(proxy, seed, threshold):
+    """The proxy check's reliabilities, corrected correlation and case, as report lines."""
+    if not proxy.get("k_long_seeds"):
+        return [
+            f"- Long reference: no network was trained at {proxy['epochs']} epochs with a second seed, so this "
+            "study cannot tell a biased proxy from a long schedule that does not rank networks (the raw rho counts)."
+        ]
+    interval = proxy["long_seed_interval"]
+    rho = study_checks.rho_text
+    lines = []
+    if interval:
+        lines.append(
+            f"- Seed Spearman at each schedule: {proxy['short_epochs']} epochs "
+            f"{rho(proxy.get('short_seed_spearman'))} (seed check, k = {seed['k'] if seed else 0}); "
+            f"{proxy['epochs']} epochs {rho(interval['value'])} [95%: {rho(interval['low'])}, {rho(interval['high'])}] "
+            f"(k = {proxy['k_long_seeds']} networks trained twice at {proxy['epochs']} epochs)."
+        )
+        lines.append(
+            f"- Corrected proxy correlation = rho({proxy['short_epochs']}-epoch error, {proxy['epochs']}-epoch error "
+            f"of the second seed) / sqrt(seed rho at {proxy['short_epochs']} x seed rho at {proxy['epochs']}) = "
+            f"{rho(proxy['cross_seed_spearman'])} / sqrt({rho(proxy.get('short_seed_spearman'))} x "
+            f"{rho(interval['value'])}) = {study_checks.corrected_text(proxy['corrected'])} (Spearman's attenuation "
+            "correction; 95% bootstrap over networks)."
+        )
+    lines.append(f"- **{proxy['case_text'][0].upper()}{proxy['case_text'][1:]}.**")
+    lines.append(
+        f"- The case rule, fixed before any data: (b) when the long schedule's seed rho is below {threshold:g} or "
+        f"its interval reaches 0; else (a) when the corrected proxy correlation is >= {threshold:g}; else (c). "
+        "Labels: (a) reported plainly; (b) 'about short training on this data'; (c) 'unreliable'; a verdict that "
+        "holds at the long schedule (the headline comparison below) is reported plainly."
+    )
+    return lines
+
+
+def _detectable_text(found):
+    d = "-" if found["ks_d"] is None else f"{found['ks_d']:.2f}"
+    median = "-" if found["median_difference"] is None else f"{found['median_difference']:.4f}"
+    return f"{d} / {median}"
+
+
+def _confirm_lines(confirm):
+    """The headline comparison at both schedules, on the same networks."""
+    if not confirm:
+        return []
+    lines = [
+        "",
+        f"## The headline comparison at {epochs_text(confirm['epochs'])}",
+        "",
+        f"{confirm['a']} vs {confirm['b']} retested as the paper checks its claims: {confirm['k']} networks per "
+        f"space (fewer where a space has fewer) trained again for {epochs_text(confirm['epochs'])}, the proxy "
+        "check's trainings reused where they are the same networks; the same networks' errors after "
+        f"{epochs_text(confirm['short_epochs'])} beside them. Holds: significant at "
+        f"{epochs_text(confirm['epochs'])} with the same space lower as in the whole study; reverses: significant "
+        "with the other lower; not resolved: not significant.",
+        "",
+        "| schedule | n | KS D | p | median diff b-a [95%] | EDF area [95%] | lower errors | "
+        "detectable D / median diff |",
+        "|---|---|---:|---:|---|---|---|---|",
+    ]
+    for key in ("short", "long"):
+        c = confirm[key]
+        lower = {"a": confirm["a"], "b": confirm["b"]}.get(c["lower"], "tie")
+        lines.append(
+            f"| {epochs_text(c['epochs'])} | {c['n_a']} vs {c['n_b']} | {c['ks_d']:.3f} | {c['ks_p']:.3g} | "
+            f"{_ci(c['median_difference'])} | {_ci(c['edf_area'])} | {lower} | {_detectable_text(c['detectable'])} |"
+        )
+    result = confirm["result"]
+    return lines + ["", f"Result: **{result}**{confirm['text'][len(result) :]}."]
 
 
 def _ci(interval, digits=4):
@@ -532,21 +692,26 @@ def render_report(summary):
         "so failed trainings weigh in with their full error and widen it); both with percentile-bootstrap 95% "
         "intervals (each space resampled independently): an interval that "
         "spans 0 leaves the sign open. 'Lower errors' is the space whose EDF lies above at the largest gap; "
-        "normalized D is the largest gap between the complexity-normalized EDFs.",
+        "normalized D is the largest gap between the complexity-normalized EDFs. Detectable: the smallest KS D "
+        f"the exact test calls significant at these n, and the smallest median difference found with "
+        f"{study_checks.POWER:.0%} power (2.80 x the median difference's bootstrap SE, read from its interval: "
+        "every error holds its training's seed noise).",
         "",
         "| comparison | paper found | KS D | p | median diff b-a [95%] | EDF area [95%] | lower errors | "
-        "normalized D | this run |",
-        "|---|---|---:|---:|---|---|---|---:|---|",
+        "normalized D | detectable D / median diff | this run |",
+        "|---|---|---:|---:|---|---|---|---:|---|---|",
     ]
     for c in summary["comparisons"]:
         caveat = f"_{c['rank_caveat']}_; " if c.get("rank_caveat") else ""
         lines.append(
             f"| {c['a']} vs {c['b']} | {c['paper']} | {c['ks_d']:.3f} | {c['ks_p']:.3g} | "
             f"{_ci(c['median_difference'])} | {_ci(c['edf_area'])} | "
-            f"{c['lower_errors']} | {c['normalized_d']:.3f} | {caveat}**{c['verdict']}**: {c['detail']} |"
+            f"{c['lower_errors']} | {c['normalized_d']:.3f} | {_detectable_text(c['detectable'])} | "
+            f"{caveat}**{c['verdict']}**: {c['detail']} |"
         )
     if not summary["comparisons"]:
-        lines.append("| - | (needs both spaces of a pair) | | | | | | | |")
+        lines.append("| - | (needs both spaces of a pair) | | | | | | | | |")
+    lines += _confirm_lines(summary.get("confirm"))
     seed = summary.get("seed_check")
     if seed:
         lines += [
@@ -578,13 +743,15 @@ def render_report(summary):
             f"rho = {proxy['spearman']:.3f} (p = {proxy['p']:.3g}). The paper assumes short training ranks "
             "networks as long training does; a rho near 1 supports that on this data.",
             "",
-            "| space | trial | flops | short error | long error |",
-            "|---|---|---:|---:|---:|",
+            "| space | trial | flops | short error | long error | long error, second seed |",
+            "|---|---|---:|---:|---:|---:|",
         ]
         for r in proxy["rows"]:
+            second = r.get("long_error_seed2")
+            second = "-" if second in (None, "") or not math.isfinite(float(second)) else f"{float(second):.4f}"
             lines.append(
                 f"| {r['space']} | {r['trial_id']} | {int(float(r['flops'])) / 1e6:.2f}M | "
-                f"{float(r['short_error']):.4f} | {float(r['long_error']):.4f} |"
+                f"{float(r['short_error']):.4f} | {float(r['long_error']):.4f} | {second} |"
             )
     lines += ["", "## Figures", ""]
     for key, name in summary["figures"].items():

@@ -9,9 +9,12 @@ error EDFs. `run_study` repeats that on the user's data:
         -> OUT/<space>/trials.csv              (resumable, distributable)
         -> OUT/trials.csv                      (every space's trainings, with seeds)
     noise floor, in the same worker pool:
-        seed check: retrain K networks with a second seed  -> OUT/seed_check.csv
-        proxy check: retrain K networks for 4E epochs      -> OUT/proxy_check.csv
+        seed check: retrain K networks with a second seed          -> OUT/seed_check.csv
+        proxy check: retrain K networks for 4E epochs, two seeds   -> OUT/proxy_check.csv
+        confirm: K networks of AnyNetX_A and of RegNet for 4E      -> OUT/confirm_check.csv
+            (the proxy check's trainings reused where the networks are the same)
     -> keras_regnet.report: OUT/report.md + OUT/summary.json + PNG figures
+       (keras_regnet.study_checks: which case the run is in, the retested verdict, power)
 
 A trial's weights and data order come from the study's seed and the trial
 alone (`trial_workers.trial_seed`), so the same study gives the same errors
@@ -54,13 +57,20 @@ STUDY_CONFIG = search.SearchConfig(
     save_best=False,
 )
 PROXY_FACTOR = 4  # the proxy check retrains for this many times the epochs
-PROXY_CHECK = 30  # networks retrained by the proxy check (0: off)
+PROXY_CHECK = 30  # networks retrained by the proxy check, each with two seeds (0: off)
 SEED_CHECK = 20  # networks retrained with a second seed (0: off)
+# Networks per space of the headline comparison retrained for PROXY_FACTOR x the epochs (0: off). At
+# 15 vs 15 the exact KS test detects only D >= 0.53 (docs/study's 5-epoch A vs RegNet: D 0.52), so a
+# shift that size may stay "not resolved"; 20 detect D >= 0.45, 30 D >= 0.37 (5 and 15 more long
+# trainings per space).
+CONFIRM = 15
+HEADLINE = ("AnyNetX_A", "RegNet")  # the paper's end-to-end claim, retested at long training
 FAIL_ABOVE = 0.2  # a training whose final error is above this failed (chance on digits is 0.9)
 
 STUDY_FILE = "study.json"
 PROXY_FILE = "proxy_check.csv"
 SEED_FILE = "seed_check.csv"
+CONFIRM_FILE = "confirm_check.csv"
 TRIALS_FILE = "trials.csv"  # every space's trainings in one table, with their seeds
 
 
@@ -111,6 +121,7 @@ def run_study(
     flops=FLOPS,
     proxy_check=PROXY_CHECK,
     seed_check=SEED_CHECK,
+    confirm=CONFIRM,
     fail_above=FAIL_ABOVE,
     config=None,
     **settings,
@@ -124,18 +135,24 @@ def run_study(
     ``oracle_port + i`` (chief and workers walk the spaces in the same order).
     Workers only train. `flops` (lo, hi) is every space's window; None keeps
     each space's own (a space given by name then has none). Then the noise
-    floor: `seed_check` networks retrained with a second seed and
-    `proxy_check` networks retrained for `PROXY_FACTOR` x the epochs (0: off),
+    floor: `seed_check` networks retrained with a second seed,
+    `proxy_check` networks retrained for `PROXY_FACTOR` x the epochs with two
+    seeds, `confirm` networks of each space of the headline pair
+    (`headline_pair`) retrained for `PROXY_FACTOR` x the epochs (0: off),
     and the share of trainings per space whose error is above `fail_above`.
     """
     config = search.configure(STUDY_CONFIG if config is None else config, settings)
     if config.tuner != "random":
         raise ValueError(f"a study samples each space at random: tuner must be 'random', got {config.tuner!r}")
     check_int("samples (--samples)", samples, 2)
-    for name, value in (("proxy_check (--proxy-check)", proxy_check), ("seed_check (--seed-check)", seed_check)):
+    for name, value, what in (
+        ("proxy_check (--proxy-check)", proxy_check, "models for a rank correlation"),
+        ("seed_check (--seed-check)", seed_check, "models for a rank correlation"),
+        ("confirm (--confirm)", confirm, "networks per space for a KS test"),
+    ):
         check_int(name, value, 0)
         if 0 < value < 3:
-            raise ValueError(f"{name} needs K >= 3 models for a rank correlation (or 0: off), got {value}")
+            raise ValueError(f"{name} needs K >= 3 {what} (or 0: off), got {value}")
     fail_above = check_number("fail_above (--fail-above)", fail_above, 0, 1, min_open=True)
     config = dataclasses.replace(config, max_trials=samples, save_best=False)
     spaces = [with_window(s, flops) for s in check_spaces(spaces)]
@@ -154,7 +171,7 @@ def run_study(
             "seed": config.seed,
         },
         file=STUDY_FILE,
-        what="a study (only --samples, --proxy-check, --seed-check and --fail-above may change)",
+        what="a study (only --samples, --proxy-check, --seed-check, --confirm and --fail-above may change)",
     )
     from keras_regnet import trial_workers, tuning  # (KerasTuner loads TensorFlow: after the checks)
 
@@ -220,7 +237,9 @@ def run_study(
         for name, p in zip(names, prepared)
         for t in p.tuner.oracle.trials.values()
     }
-    seed, proxy = run_checks(out, trials, networks, seed_check, proxy_check, setup=setup, config=config)
+    seed, proxy, confirmed = run_checks(
+        out, trials, networks, seed_check, proxy_check, setup=setup, config=config, confirm=confirm
+    )
     print(f"study: {time.perf_counter() - start:.0f} s", flush=True)
     settings = {
         "spaces": names,
@@ -239,10 +258,11 @@ def run_study(
         "seed": config.seed,
         "proxy_check": proxy_check,
         "seed_check": seed_check,
+        "confirm": confirm,
         "fail_above": fail_above,
         "wall_seconds_this_run": round(time.perf_counter() - start, 1),
     }
-    summary = report.write_report(out, trials, settings, proxy=proxy, seed_check=seed)
+    summary = report.write_report(out, trials, settings, proxy=proxy, seed_check=seed, confirm=confirmed)
     print(f"report: {os.path.join(out, 'report.md')}", flush=True)
     return summary
 
@@ -317,59 +337,139 @@ def _final_error(result):
     return None if result.get("status") != "COMPLETED" or accuracy is None else 1.0 - float(accuracy)
 
 
-def run_checks(out, trials, networks, seed_check, proxy_check, *, setup, config):
-    """Retrain sampled networks in the worker pool: (seed check summary, proxy check summary), None when off.
+def headline_pair(names):
+    """The comparison `--confirm` retests: `HEADLINE` when both are studied, else the last paper pair studied."""
+    pairs = [(a, b) for a, b, *_ in report.PAPER_PAIRS if a in names and b in names]
+    if HEADLINE in pairs:
+        return HEADLINE
+    return pairs[-1] if pairs else None
+
+
+def pick_confirm(rows, proxy_rows, pair, k, seed):
+    """k networks per space of `pair`: the proxy check's first (their long trainings are reused), then at random.
+
+    Both parts are random draws that do not look at errors, so the union is a
+    random sample of the space.
+    """
+    chosen = []
+    for i, space in enumerate(pair):
+        own = [r for r in proxy_rows if r["space"] == space][:k]
+        taken = {str(r["trial_id"]) for r in own}
+        rest = [r for r in rows if r["space"] == space and str(r["trial_id"]) not in taken]
+        chosen += own + pick_networks(rest, k - len(own), seed + i)
+    return chosen
+
+
+def _key(row):
+    return (row["space"], str(row["trial_id"]))
+
+
+def _load_long(paths, long_epochs):
+    """{replicate: {key: {"error", "seconds"}}}: the long trainings done, from the proxy and confirm tables.
+
+    A training is done once its ``seconds`` cell is filled (a failed one has
+    no error but is not retried, as everywhere in the study); an older
+    proxy table without the second-seed columns has only replicate 0.
+    """
+    done = {0: {}, 1: {}}
+    for path in paths:
+        for key, r in _read_rows(path, lambda r: int(r["epochs"]) == long_epochs).items():
+            if r.get("seconds") not in (None, ""):
+                done[0][key] = {"error": _number(r["long_error"]), "seconds": float(r["seconds"])}
+            if r.get("seconds_seed2") not in (None, ""):
+                done[1][key] = {"error": _number(r["long_error_seed2"]), "seconds": float(r["seconds_seed2"])}
+    return done
+
+
+def run_checks(out, trials, networks, seed_check, proxy_check, *, setup, config, confirm=0):
+    """Retrain sampled networks in the worker pool: (seed check, proxy check, confirm), each None when off.
 
     Seed check: `seed_check` networks retrained with a second seed (same
     recipe): how much of an error is the network, how much the draw. Proxy
-    check: `proxy_check` networks retrained for `PROXY_FACTOR` x the epochs
-    from the trial's own seed: does short training rank networks as longer
-    training does. Both resume row by row from OUT/seed_check.csv and
-    OUT/proxy_check.csv.
+    check: `proxy_check` networks retrained for `PROXY_FACTOR` x the epochs,
+    from the trial's own seed and from a second one: does short training
+    rank networks as longer training does, and does longer training rank
+    them at all. Confirm: `confirm` networks of each space of `headline_pair`
+    retrained for `PROXY_FACTOR` x the epochs from the trial's own seed (the
+    proxy check's trainings of the same networks reused), returned raw for
+    `report.write_report`. Everything resumes training by training from
+    OUT/seed_check.csv, OUT/proxy_check.csv and OUT/confirm_check.csv.
     """
     from keras_regnet import trial_workers
 
     rows = [row for name in trials for row in trials[name]]
     long_epochs = PROXY_FACTOR * config.epochs
     seed_path, proxy_path = os.path.join(out, SEED_FILE), os.path.join(out, PROXY_FILE)
+    confirm_path = os.path.join(out, CONFIRM_FILE)
+    pair = headline_pair(list(trials)) if confirm else None
     seed_rows = pick_networks(rows, seed_check, config.seed) if seed_check else []
     proxy_rows = pick_networks(rows, proxy_check, config.seed + 1) if proxy_check else []
+    confirm_rows = pick_confirm(rows, proxy_rows, pair, confirm, config.seed + 2) if pair else []
     seed_done = _read_rows(seed_path, lambda r: int(r["epochs"]) == config.epochs)
-    proxy_done = _read_rows(proxy_path, lambda r: int(r["epochs"]) == long_epochs)
-    tasks = []
-    for kind, chosen, done, epochs, replicate in (
-        ("proxy", proxy_rows, proxy_done, long_epochs, 0),  # the long ones first: the pool ends evenly
-        ("seed", seed_rows, seed_done, config.epochs, 1),
-    ):
+    long_done = _load_long((proxy_path, confirm_path), long_epochs)
+    tasks, queued = [], set()
+
+    def add(kind, row, replicate, epochs):
+        key = _key(row)
+        network = networks[key]
+        task = {
+            "kind": kind,
+            "row": row,
+            "replicate": replicate,
+            "trial_id": row["trial_id"],
+            "values": network["values"],
+            "space": network["space"],
+            "epochs": epochs,
+            "seed": trial_workers.trial_seed(config.seed, row["trial_id"], replicate),
+        }
+        if epochs != config.epochs:
+            task["train_config"] = {"epochs": epochs}
+        tasks.append(task)
+        queued.add((kind == "seed", replicate, key))
+
+    # The long ones first (the pool ends evenly); a network in both the proxy check and confirm trains once.
+    for kind, chosen, replicate in (("proxy", proxy_rows, 0), ("confirm", confirm_rows, 0), ("proxy2", proxy_rows, 1)):
         for row in chosen:
-            key = (row["space"], str(row["trial_id"]))
-            if key in done:
-                continue
-            network = networks[key]
-            task = {
-                "kind": kind,
-                "row": row,
-                "trial_id": row["trial_id"],
-                "values": network["values"],
-                "space": network["space"],
-                "epochs": epochs,
-                "seed": trial_workers.trial_seed(config.seed, row["trial_id"], replicate),
-            }
-            if kind == "proxy":
-                task["train_config"] = {"epochs": epochs}
-            tasks.append(task)
+            if _key(row) not in long_done[replicate] and (False, replicate, _key(row)) not in queued:
+                add(kind, row, replicate, long_epochs)
+    for row in seed_rows:
+        if _key(row) not in seed_done:
+            add("seed", row, 1, config.epochs)
     seed_fields = ["space", "trial_id", "flops", "error", "error_seed2", "seed2", "epochs", "seconds"]
     proxy_fields = ["space", "trial_id", "flops", "short_error", "long_error", "epochs", "seconds"]
-    counts = {"seed": 0, "proxy": 0}
-    totals = {"seed": len(seed_rows), "proxy": len(proxy_rows)}
+    proxy_fields += ["long_error_seed2", "seed2", "seconds_seed2"]
+    confirm_fields = ["space", "trial_id", "flops", "short_error", "long_error", "epochs", "seconds"]
+
+    def long_row(row, with_seed2):
+        first, second = long_done[0].get(_key(row)), long_done[1].get(_key(row))
+        result = {"space": row["space"], "trial_id": str(row["trial_id"]), "flops": int(row["flops"])}
+        result.update(short_error=row["val_error"], epochs=long_epochs)
+        result.update(long_error=first and first["error"], seconds=first and first["seconds"])
+        if with_seed2:
+            seed2 = trial_workers.trial_seed(config.seed, row["trial_id"], 1)
+            result.update(long_error_seed2=second and second["error"], seconds_seed2=second and second["seconds"])
+            result["seed2"] = seed2 if second else None
+        return result
+
+    def write_long_tables():
+        if proxy_rows:
+            proxy_table = [long_row(r, True) for r in proxy_rows if any(_key(r) in long_done[i] for i in (0, 1))]
+            run_folder.write_csv(proxy_path, proxy_fields, proxy_table)
+        if confirm_rows:
+            confirm_table = [long_row(r, False) for r in confirm_rows if _key(r) in long_done[0]]
+            run_folder.write_csv(confirm_path, confirm_fields, confirm_table)
+
+    names = {"proxy": "proxy check", "confirm": "confirm", "proxy2": "proxy check, second seed", "seed": "seed check"}
+    totals = {kind: sum(1 for t in tasks if t["kind"] == kind) for kind in names}
+    counts = dict.fromkeys(names, 0)
 
     def on_result(task, result):
         row, kind = task["row"], task["kind"]
         error = _final_error(result)
-        key = (row["space"], str(row["trial_id"]))
-        common = {"space": key[0], "trial_id": key[1], "flops": int(row["flops"])}
+        key = _key(row)
         seconds = round(float(result.get("seconds") or 0.0), 1)
         if kind == "seed":
+            common = {"space": key[0], "trial_id": key[1], "flops": int(row["flops"])}
             seed_done[key] = dict(
                 common, error=row["val_error"], error_seed2=error, seed2=task["seed"], epochs=task["epochs"]
             )
@@ -377,27 +477,25 @@ def run_checks(out, trials, networks, seed_check, proxy_check, *, setup, config)
             _write_check(seed_path, seed_fields, seed_rows, seed_done)
             text = f"error {row['val_error']:.4f}, second seed {_text(error)}"
         else:
-            proxy_done[key] = dict(common, short_error=row["val_error"], long_error=error, epochs=task["epochs"])
-            proxy_done[key]["seconds"] = seconds
-            _write_check(proxy_path, proxy_fields, proxy_rows, proxy_done)
+            long_done[task["replicate"]][key] = {"error": error, "seconds": seconds}
+            write_long_tables()
             text = f"error {row['val_error']:.4f} after {config.epochs}, {_text(error)} after {task['epochs']} epochs"
         counts[kind] += 1
-        done_before = totals[kind] - sum(1 for t in tasks if t["kind"] == kind)
         print(
-            f"{kind} check {done_before + counts[kind]}/{totals[kind]} {key[0]} trial {key[1]}: {text} "
-            f"({seconds:.0f} s)",
-            flush=True,
+            f"{names[kind]} {counts[kind]}/{totals[kind]} {key[0]} trial {key[1]}: {text} ({seconds:.0f} s)", flush=True
         )
 
     if tasks:
         print(
-            f"checks: {len(seed_rows)} networks with a second seed, {len(proxy_rows)} for {long_epochs} epochs",
+            f"checks: {totals['seed']} trainings with a second seed at {config.epochs} epochs, "
+            f"{totals['proxy'] + totals['proxy2'] + totals['confirm']} at {long_epochs} epochs "
+            f"(proxy check {totals['proxy']} + {totals['proxy2']} second seeds, confirm {totals['confirm']}) to go",
             flush=True,
         )
         trial_workers.run_tasks(tasks, setup, workers=config.worker_count(), on_result=on_result)
     seed = None
     if seed_rows:
-        pairs = [seed_done[(r["space"], str(r["trial_id"]))] for r in seed_rows]
+        pairs = [seed_done[_key(r)] for r in seed_rows]
         seed = report.seed_check_summary(
             [
                 dict(p, error=float(p["error"]), error_seed2=float(p["error_seed2"]))
@@ -407,11 +505,19 @@ def run_checks(out, trials, networks, seed_check, proxy_check, *, setup, config)
         )
     proxy = None
     if proxy_rows:
-        pairs = [proxy_done[(r["space"], str(r["trial_id"]))] for r in proxy_rows]
-        proxy = report.proxy_summary(
-            [p for p in pairs if _number(p["long_error"]) is not None], config.epochs, long_epochs
-        )
-    return seed, proxy
+        table = [long_row(r, True) for r in proxy_rows]
+        proxy = report.proxy_summary([p for p in table if p["long_error"] is not None], config.epochs, long_epochs)
+    confirmed = None
+    if confirm_rows:
+        confirmed = {
+            "a": pair[0],
+            "b": pair[1],
+            "k": confirm,
+            "short_epochs": config.epochs,
+            "epochs": long_epochs,
+            "rows": [long_row(r, False) for r in confirm_rows],
+        }
+    return seed, proxy, confirmed
 
 
 def _number(value):

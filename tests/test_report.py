@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from keras_regnet import analysis, plots, report
+from keras_regnet import analysis, plots, report, study_checks
 
 SPACES = ("AnyNetX_A", "AnyNetX_B", "AnyNetX_C", "AnyNetX_D", "AnyNetX_E", "RegNet")
 SETTINGS = {
@@ -329,3 +329,113 @@ def test_error_vs_params_has_a_panel_per_varying_parameter(tmp_path):
     assert small_height < 500
     with pytest.raises(ValueError, match="varies"):
         plots.plot_error_vs_params({"AnyNetX_A": [dict(r, width_1="8") for r in few]}, tmp_path / "none.png")
+
+
+# --------------------------------------------------------------------------- the case, the labels, the retested verdict
+
+
+def proxy_two_seeds(trials, long_quality, seed=2):
+    """Proxy rows of 5 networks per space with two long seeds: long errors rank by the short ones
+    ("same"), by seed noise alone ("none") or by an unrelated quality ("other")."""
+    rng = np.random.default_rng(seed)
+    rows = [dict(r, space=k) for k, v in trials.items() for r in v[:5]]
+    other = rng.permutation(len(rows))
+    proxy_rows = []
+    for i, r in enumerate(rows):
+        base = {"same": r["val_error"] * 0.5, "none": 0.05, "other": 0.03 + 0.002 * other[i]}[long_quality]
+        proxy_rows.append(
+            {
+                "space": r["space"],
+                "trial_id": r["trial_id"],
+                "flops": r["flops"],
+                "short_error": r["val_error"],
+                "long_error": base + float(rng.normal(0, 0.0005)),
+                "long_error_seed2": base + float(rng.normal(0, 0.0005)),
+            }
+        )
+    return report.proxy_summary(proxy_rows, 5, 20)
+
+
+@pytest.mark.parametrize(
+    "long_quality, case, can_rank, label",
+    [
+        ("same", "a", True, None),
+        ("none", "b", True, "about short training on this data"),
+        ("other", "c", False, "unreliable"),
+    ],
+)
+def test_report_states_the_case_and_labels_every_verdict(tmp_path, no_figures, long_quality, case, can_rank, label):
+    trials = synthetic_trials(fail_every=100)
+    seed = report.seed_check_summary(pairs_from(trials, noise=0.001))
+    proxy = proxy_two_seeds(trials, long_quality)
+    summary = report.write_report(str(tmp_path), trials, SETTINGS, proxy=proxy, seed_check=seed)
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    text = (tmp_path / "report.md").read_text()
+    check = saved["proxy_check"]
+    assert check["case"] == case and check["k_long_seeds"] == 30
+    assert check["spearman"] == pytest.approx(proxy["spearman"])  # the raw proxy rho is kept
+    assert set(check["corrected"]) >= {"value", "low", "high"} and isinstance(check["long_seed_spearman"], float)
+    assert saved["can_rank"] is can_rank and summary["can_rank"] is can_rank
+    section = text[text.index("## Can these errors rank networks?") : text.index("## Spaces")]
+    assert f"**Case ({case}): {study_checks.CASE_TEXT[case]}" in section
+    assert "Seed Spearman at each schedule: 5 epochs " in section
+    assert "The case rule, fixed before any data" in section
+    rows = [line for line in text.splitlines() if line.startswith("| AnyNetX_") and " vs " in line]
+    if label is None:
+        assert saved["rank_warning"] is None and all(c["rank_caveat"] is None for c in saved["comparisons"])
+    else:
+        assert saved["rank_warning"].startswith(label) and f"case ({case})" in saved["rank_warning"]
+        assert all(f"_{saved['rank_warning']}_" in line for line in rows)
+    for c in saved["comparisons"]:
+        assert c["detectable"]["ks_d"] == pytest.approx(analysis.minimum_detectable_d(16, 16))
+        assert c["detectable"]["median_difference"] > 0
+    assert saved["confirm"] is None
+
+
+def headline_confirm(trials, regnet_long_shift, k=10):
+    """The headline pair's first k networks at 20 epochs: half their short error, RegNet's shifted by the argument."""
+    rows = []
+    for space in ("AnyNetX_A", "RegNet"):
+        for r in trials[space][:k]:
+            shift = regnet_long_shift if space == "RegNet" else 0.0
+            rows.append(
+                {
+                    "space": space,
+                    "trial_id": r["trial_id"],
+                    "flops": r["flops"],
+                    "short_error": r["val_error"],
+                    "long_error": r["val_error"] * 0.5 + shift,
+                }
+            )
+    return {"a": "AnyNetX_A", "b": "RegNet", "k": k, "short_epochs": 5, "epochs": 20, "rows": rows}
+
+
+@pytest.mark.parametrize("shift, result", [(0.0, "holds"), (0.08, "reverses")])
+def test_the_headline_verdict_retested_at_the_long_schedule(tmp_path, no_figures, shift, result):
+    trials = synthetic_trials(fail_every=100)
+    seed = report.seed_check_summary(pairs_from(trials, noise=0.001))
+    proxy = proxy_two_seeds(trials, "none")  # case (b): every verdict "about short training on this data"
+    confirm = headline_confirm(trials, shift)
+    summary = report.write_report(str(tmp_path), trials, SETTINGS, proxy=proxy, seed_check=seed, confirm=confirm)
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    text = (tmp_path / "report.md").read_text()
+    got = saved["confirm"]
+    assert got["result"] == result and (got["a"], got["b"]) == ("AnyNetX_A", "RegNet")
+    for schedule, epochs in (("short", 5), ("long", 20)):
+        s = got[schedule]
+        assert s["epochs"] == epochs and (s["n_a"], s["n_b"]) == (10, 10)
+        assert {"ks_d", "ks_p", "median_difference", "edf_area", "detectable"} <= set(s)
+        assert s["median_difference"]["low"] <= s["median_difference"]["value"] <= s["median_difference"]["high"]
+    assert got["long"]["ks_p"] < 0.05
+    by_pair = {(c["a"], c["b"]): c for c in saved["comparisons"]}
+    headline = by_pair["AnyNetX_A", "RegNet"]
+    assert headline["confirm"] == result and "at 20 epochs (10 vs 10 networks, KS p=" in headline["detail"]
+    others = [c for pair, c in by_pair.items() if pair != ("AnyNetX_A", "RegNet")]
+    assert all(c["rank_caveat"].startswith("about short training on this data") for c in others)
+    if result == "holds":
+        assert headline["rank_caveat"] is None  # reported plainly
+    else:
+        assert headline["rank_caveat"].startswith("unreliable: reverses at 20 epochs")
+    assert "## The headline comparison at 20 epochs" in text and f"Result: **{result}**" in text
+    assert "| 5 epochs | 10 vs 10 |" in text and "| 20 epochs | 10 vs 10 |" in text
+    assert report.verdict_lines(summary)[-1].startswith("AnyNetX_A vs RegNet at 20 epochs (10 vs 10 networks): KS D=")

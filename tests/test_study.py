@@ -1,5 +1,8 @@
+import csv
+import dataclasses
 import json
 import math
+import shutil
 import socket
 import sys
 import time
@@ -10,7 +13,7 @@ import pytest
 from helpers import csv_rows, run_chief_and_workers, run_cli
 from scipy import stats
 
-from keras_regnet import analysis, design_spaces, report, study
+from keras_regnet import analysis, design_spaces, report, study, study_checks
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -171,6 +174,37 @@ def test_check_networks_are_picked_at_random_from_every_space_alike():
     assert rho == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue) and rho == pytest.approx(0.8)
 
 
+def test_resuming_the_committed_study_trains_only_the_new_checks(tmp_path, monkeypatch):
+    """docs/study's tables (as written before the second long seed): a rerun reuses every training in them
+    and adds the 30 second seeds and the confirm networks the proxy check lacks (no training here)."""
+    from keras_regnet import trial_workers
+
+    docs = ROOT / "docs" / "study"
+    trials = {}
+    for r in csv_rows(docs / study.TRIALS_FILE):
+        trials.setdefault(r["space"], []).append(dict(r, val_error=float(r["val_error"]), flops=float(r["flops"])))
+    old_columns = {
+        study.PROXY_FILE: ["space", "trial_id", "flops", "short_error", "long_error", "epochs", "seconds"],
+        study.SEED_FILE: ["space", "trial_id", "flops", "error", "error_seed2", "seed2", "epochs", "seconds"],
+    }
+    for name, columns in old_columns.items():
+        _write_rows(tmp_path / name, [{c: r[c] for c in columns} for r in csv_rows(docs / name)])
+    networks = {(k, r["trial_id"]): {"values": {}, "space": {}} for k, v in trials.items() for r in v}
+    tasks = []
+    monkeypatch.setattr(trial_workers, "run_tasks", lambda t, setup, **kwargs: tasks.extend(t))
+    config = dataclasses.replace(study.STUDY_CONFIG, out=str(tmp_path))
+    seed, proxy, confirm = study.run_checks(
+        str(tmp_path), trials, networks, 20, 30, setup=None, config=config, confirm=study.CONFIRM
+    )
+    kinds = sorted({(t["kind"], t["epochs"]) for t in tasks})
+    assert kinds == [("confirm", 20), ("proxy2", 20)]  # nothing of the old tables is trained again
+    proxied = {(r["space"], r["trial_id"]) for r in proxy["rows"]}
+    assert {(t["row"]["space"], t["row"]["trial_id"]) for t in tasks if t["kind"] == "proxy2"} == proxied
+    reused = [r for r in confirm["rows"] if (r["space"], r["trial_id"]) in proxied]
+    assert len(confirm["rows"]) == 30 and len(reused) == 10 and all(r["long_error"] is not None for r in reused)
+    assert sum(t["kind"] == "confirm" for t in tasks) == 20 and seed["k"] == 20 and proxy["k"] == 30
+
+
 def test_per_block_widths():
     assert report.per_block_widths({"depth_1": "2", "width_1": "16", "depth_2": "1", "width_2": "48"}) == [16, 16, 48]
 
@@ -187,6 +221,8 @@ def test_bad_input_raises_clear_errors(tmp_path):
         (dict(proxy_check=2), "--proxy-check"),
         (dict(seed_check=2), "--seed-check"),
         (dict(seed_check=-1), "--seed-check"),
+        (dict(confirm=2), "--confirm"),
+        (dict(confirm=-1), "--confirm"),
         (dict(fail_above=0), "--fail-above"),
         (dict(fail_above=1.5), "--fail-above"),
         (dict(tuner="hyperband"), "at random"),
@@ -226,6 +262,7 @@ def tiny_study(tmp_path_factory):
         seed=0,
         proxy_check=3,
         seed_check=3,
+        confirm=3,  # every network of the pair (the proxy check's reused): 3 more long trainings
         fail_above=0.5,
         workers=2,
     )
@@ -300,13 +337,106 @@ def test_same_study_gives_the_same_errors_with_other_workers(tiny_study, tmp_pat
     """A trial's weights and data order come from the study seed and the trial alone."""
     out, kwargs, _, _ = tiny_study
     again = tmp_path / "again"
-    study.run_study(**dict(kwargs, out=str(again), workers=1, proxy_check=0, seed_check=0))
+    study.run_study(**dict(kwargs, out=str(again), workers=1, proxy_check=0, seed_check=0, confirm=0))
     first = {(r["space"], r["trial_id"]): r for r in csv_rows(out / study.TRIALS_FILE)}
     second = {(r["space"], r["trial_id"]): r for r in csv_rows(again / study.TRIALS_FILE)}
     assert first.keys() == second.keys() and len(first) == 6
     for key, row in first.items():
         assert second[key]["seed"] == row["seed"]
         assert float(second[key]["val_error"]) == pytest.approx(float(row["val_error"]), abs=1e-9), key
+
+
+def test_study_second_long_seed_and_confirm(tiny_study):
+    out, _, summary, _ = tiny_study
+    table = {(r["space"], r["trial_id"]): r for r in csv_rows(out / study.TRIALS_FILE)}
+    proxy = {(r["space"], r["trial_id"]): r for r in csv_rows(out / study.PROXY_FILE)}
+    for key, row in proxy.items():  # every proxy network trained twice at 8 epochs, the second from another seed
+        assert row["seconds_seed2"] != "" and row["seed2"] not in ("", table[key]["seed"])
+    confirm = csv_rows(out / study.CONFIRM_FILE)
+    assert len(confirm) == 6 and all(r["epochs"] == "8" for r in confirm)
+    assert sorted(r["space"] for r in confirm) == ["AnyNetX_C"] * 3 + ["AnyNetX_D"] * 3
+    shared = [r for r in confirm if (r["space"], r["trial_id"]) in proxy]
+    assert len(shared) == 3  # the proxy check's networks of the pair, reused: the same training, not a new one
+    for r in shared:
+        twin = proxy[(r["space"], r["trial_id"])]
+        assert (r["long_error"], r["seconds"]) == (twin["long_error"], twin["seconds"])
+    for r in confirm:
+        assert float(r["short_error"]) == pytest.approx(float(table[(r["space"], r["trial_id"])]["val_error"]))
+    saved = json.loads((out / "summary.json").read_text())
+    got = saved["confirm"]
+    assert (got["a"], got["b"]) == ("AnyNetX_C", "AnyNetX_D")  # the last paper pair studied (no A, no RegNet here)
+    assert got["result"] in study_checks.CONFIRM_RESULTS and saved["settings"]["confirm"] == 3
+    long = {s: [float(r["long_error"]) for r in confirm if r["space"] == s] for s in ("AnyNetX_C", "AnyNetX_D")}
+    ref = stats.ks_2samp(long["AnyNetX_C"], long["AnyNetX_D"])
+    assert got["long"]["ks_d"] == pytest.approx(ref.statistic) and got["long"]["ks_p"] == pytest.approx(ref.pvalue)
+    assert got["long"]["epochs"] == 8 and got["short"]["epochs"] == 2
+    check = saved["proxy_check"]
+    rows = list(proxy.values())
+    rho = stats.spearmanr([float(r["long_error"]) for r in rows], [float(r["long_error_seed2"]) for r in rows])[0]
+    assert check["k_long_seeds"] == 3 and "case" in check and "corrected" in check
+    assert (math.isnan(rho) and math.isnan(check["long_seed_spearman"])) or check["long_seed_spearman"] == rho
+    text = (out / "report.md").read_text()
+    assert "## The headline comparison at 8 epochs" in text and "| 8 epochs | 3 vs 3 |" in text
+    assert "Seed Spearman at each schedule" in text or "case not determined" in check["case_text"]
+    assert summary["confirm"]["result"] == got["result"]
+
+
+def test_study_confirm_resumes_after_a_kill_without_retraining(tiny_study, tmp_path, monkeypatch):
+    """The study killed after one of its last long trainings: the rerun trains only what is left, to the same errors."""
+    from keras_regnet import trial_workers
+
+    out, kwargs, _, _ = tiny_study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    key = lambda r: (r["space"], str(r["trial_id"]))  # noqa: E731
+    proxy_rows, confirm_rows = csv_rows(copy / study.PROXY_FILE), csv_rows(copy / study.CONFIRM_FILE)
+    proxied = {key(r) for r in proxy_rows}
+    forget = [r for r in confirm_rows if key(r) not in proxied][:2]  # two of confirm's own trainings ...
+    _write_rows(copy / study.CONFIRM_FILE, [r for r in confirm_rows if r not in forget])
+    _write_rows(  # ... and one second seed of the proxy check: as if the study had been killed before them
+        copy / study.PROXY_FILE,
+        [dict(r, long_error_seed2="", seed2="", seconds_seed2="") if i == 0 else r for i, r in enumerate(proxy_rows)],
+    )
+    expected = {("confirm", key(r)) for r in forget} | {("proxy2", key(proxy_rows[0]))}
+    real, runs = trial_workers.run_tasks, []
+
+    def run_tasks(tasks, setup, *, workers, on_result, kill_after=None, **options):
+        runs.append({(t["kind"], key(t["row"])) for t in tasks})
+
+        def on_one(task, result):
+            on_result(task, result)
+            if kill_after is not None:
+                raise KeyboardInterrupt("killed")  # the study dies right after recording one training
+
+        return real(tasks, setup, workers=workers, on_result=on_one, **options)
+
+    monkeypatch.setattr(trial_workers, "run_tasks", lambda *a, **k: run_tasks(*a, kill_after=1, **k))
+    with pytest.raises(KeyboardInterrupt):
+        study.run_study(**dict(kwargs, out=str(copy)))
+    assert runs[0] == expected
+    monkeypatch.setattr(trial_workers, "run_tasks", run_tasks)
+    summary = study.run_study(**dict(kwargs, out=str(copy)))
+    assert len(runs[1]) == 2 and runs[1] < expected  # the one recorded before the kill is not trained again
+    study.run_study(**dict(kwargs, out=str(copy)))
+    assert len(runs) == 2  # a third run trains nothing (run_tasks is not even called)
+    for name in (study.CONFIRM_FILE, study.PROXY_FILE):  # the same seeds give the same errors as the unkilled study
+        before = {key(r): r for r in csv_rows(out / name)}
+        after = {key(r): r for r in csv_rows(copy / name)}
+        assert before.keys() == after.keys()
+        for k, row in before.items():
+            for column in ("long_error", "long_error_seed2"):
+                if column in row:
+                    assert float(after[k][column]) == pytest.approx(float(row[column]), abs=1e-9), (name, k, column)
+    saved = json.loads((out / "summary.json").read_text())["confirm"]
+    assert summary["confirm"]["result"] == saved["result"]
+    assert summary["confirm"]["long"]["ks_d"] == pytest.approx(saved["long"]["ks_d"])
+
+
+def _write_rows(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def test_study_resumes_without_retraining(tiny_study, capsys):
@@ -344,6 +474,8 @@ def test_cli_study_on_the_paper_spaces(tmp_path):
         "--seed-check",
         "0",
         "--proxy-check",
+        "0",
+        "--confirm",
         "0",
         "--out",
         str(out),
@@ -389,6 +521,8 @@ def test_distributed_study_chief_and_worker(tmp_path):
         "--seed-check",
         "0",
         "--proxy-check",
+        "0",
+        "--confirm",
         "0",
         "--out",
         str(out),

@@ -161,6 +161,8 @@ def test_a_killed_study_resumes_without_losing_or_rerunning_trials(tmp_path):
         "0",
         "--proxy-check",
         "0",
+        "--confirm",
+        "0",
         "--out",
         str(out),
     ]
