@@ -270,3 +270,38 @@ def test_vgg_and_inception_blocks_have_no_branch_to_zero():
     model = keras_regnet.anynet_from_params(params, classes=10)
     gammas = [np.asarray(layer.gamma) for layer in model.layers if hasattr(layer, "gamma")]
     assert gammas and all(np.all(g == 1) for g in gammas)
+
+
+def test_predict_of_arrays_takes_the_traced_path_with_kerass_outputs(tmp_path, monkeypatch):
+    """`RegNetModel.predict` of an array (float or uint8, numpy or tensor, a last short batch) gives
+    Keras' own `predict` outputs without Keras' data pipeline; a dataset still goes through Keras."""
+    import tensorflow as tf
+
+    from keras_regnet import fold
+    from keras_regnet.models import RegNetModel
+
+    model = keras_regnet.RegNetX32(input_shape=(32, 32, 1))
+    x = np.random.default_rng(0).uniform(0, 255, (70, 32, 32, 1)).astype("float32")
+    expected = keras.Model.predict(model, x, batch_size=32, verbose=0)
+    keras_predict = keras.Model.predict
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.Model, "predict", lambda *a, **k: pytest.fail("took Keras' predict"))
+        for images in (x, tf.constant(x)):
+            np.testing.assert_allclose(model.predict(images, batch_size=32, verbose=0), expected, atol=1e-6)
+        pixels = np.round(x).astype("uint8")
+        np.testing.assert_allclose(
+            model.predict(pixels, batch_size=32, verbose=0),
+            keras_predict(model, pixels, batch_size=32, verbose=0),
+            atol=1e-6,
+        )
+    dataset = tf.data.Dataset.from_tensor_slices(x).batch(32)
+    np.testing.assert_allclose(model.predict(dataset, verbose=0), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.predict(x, batch_size=0)
+    # Cloning, folding and a .keras round trip keep the class (and so the fast path).
+    assert type(keras.models.clone_model(model)) is RegNetModel
+    assert type(fold.fold_batch_norm(model)) is RegNetModel
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(reloaded) is RegNetModel
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), expected, atol=1e-6)
