@@ -1,5 +1,6 @@
 """`keras-regnet export`: a trained `.keras` file -> TF Serving SavedModel."""
 
+import argparse
 import os
 
 
@@ -24,8 +25,10 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--fold-batch-norm",
-        action="store_true",
-        help="fold batch norms into the convolutions for faster inference (outputs within 1e-4)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fold batch norms into the convolutions, the faster path measured (outputs within 1e-4); "
+        "default: fold where the model has a foldable batch norm",
     )
 
 

@@ -138,7 +138,7 @@ def export_saved_model(
     logits=None,
     overwrite=False,
     verify=True,
-    fold_batch_norm=False,
+    fold_batch_norm=None,
 ):
     """Write `model` to `path/<version>/` as a TF Serving SavedModel.
 
@@ -154,8 +154,11 @@ def export_saved_model(
         verify: reload the export in a fresh process and compare outputs
             (`verify_export`); raises `ValueError` on mismatch.
         fold_batch_norm: serve a copy with each batch norm folded into its
-            convolution (`keras_regnet.fold`): faster inference, outputs
-            within 1e-4 of the model's (verified at that tolerance).
+            convolution (`keras_regnet.fold`): outputs within 1e-4 of the
+            model's (verified at that tolerance). None (default): fold when
+            the model has a foldable batch norm, the faster path measured
+            (RegNetX32's SavedModel: 1.1x in float32, 1.7x in bfloat16 on the
+            AMD EPYC, bench/inference_paths.py); False serves the model as is.
 
     Returns:
         The version folder path (str).
@@ -177,8 +180,12 @@ def export_saved_model(
     import keras
     import tensorflow as tf
 
-    if not isinstance(fold_batch_norm, bool):
-        raise TypeError(f"fold_batch_norm must be True or False, got {fold_batch_norm!r}")
+    if fold_batch_norm is not None and not isinstance(fold_batch_norm, bool):
+        raise TypeError(f"fold_batch_norm must be None, True or False, got {fold_batch_norm!r}")
+    if fold_batch_norm is None:
+        from keras_regnet.fold import foldable_pairs
+
+        fold_batch_norm = bool(foldable_pairs(model))
     served = model
     if fold_batch_norm:
         from keras_regnet.fold import fold_batch_norm as fold

@@ -214,3 +214,16 @@ def test_export_with_folded_batch_norm(tmp_path):
     np.testing.assert_allclose(out["probabilities"].numpy(), model(x.astype("float32")).numpy(), atol=1e-4)
     with pytest.raises(TypeError, match="fold_batch_norm"):
         kexport.export_saved_model(model, tmp_path / "bad", fold_batch_norm="yes")
+
+
+def test_export_folds_batch_norm_by_default_where_it_can(tmp_path):
+    """The faster path measured (bench/inference_paths.py) without a manual step; False serves it as is."""
+    import keras_regnet
+
+    model = keras_regnet.RegNetX32(input_shape=(32, 32, 1))
+    graphs = {}
+    for name, fold in (("default", None), ("as-is", False)):
+        version_dir = kexport.export_saved_model(model, tmp_path / name, fold_batch_norm=fold, verify=False)
+        graphs[name] = (tmp_path / name / "1" / "saved_model.pb").read_bytes()
+        assert version_dir.endswith("1")
+    assert b"FusedBatchNormV3" not in graphs["default"] and b"FusedBatchNormV3" in graphs["as-is"]
