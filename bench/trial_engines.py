@@ -5,8 +5,10 @@ committed default study) through `trial_workers._run_trial`, exactly as a
 study worker does (study recipe, one thread, the worker's grappler options),
 once per engine, each engine in its own fresh process:
 
-  tensorflow     the default (on AMD processors TensorFlow runs Eigen kernels, no oneDNN)
+  tensorflow     TensorFlow's default for this CPU (what a study worker runs): oneDNN off on
+                 AVX2-only x86 (AMD Zen 2/3), on with AVX-512 VNNI/BF16 or AMX (Intel, AMD Zen 4)
   onednn         TF_ENABLE_ONEDNN_OPTS=1: oneDNN's kernels forced on
+  eigen          TF_ENABLE_ONEDNN_OPTS=0: oneDNN forced off (Eigen's kernels)
   remapper-off   the default with grappler's remapper pass off as well
   jax            KERAS_BACKEND=jax: Keras' jitted train step, XLA's CPU kernels
   stock          TensorFlow with every speed-up of this package undone: Keras' own batch norm,
@@ -24,7 +26,7 @@ For each engine after the first it also prints the paired error
 differences against the first engine (mean and SD over the networks): how
 far other rounding alone moves a trial's error.
 
-    python bench/trial_engines.py [--nets 1] [--engines tensorflow,onednn,remapper-off,jax,stock]
+    python bench/trial_engines.py [--nets 1] [--engines tensorflow,onednn,eigen,remapper-off,jax,stock]
 """
 
 import argparse
@@ -41,6 +43,7 @@ SPACES = ("AnyNetX_A", "AnyNetX_E", "RegNet")
 ENGINES = {
     "tensorflow": {},
     "onednn": {"TF_ENABLE_ONEDNN_OPTS": "1"},
+    "eigen": {"TF_ENABLE_ONEDNN_OPTS": "0"},
     "remapper-off": {"BENCH_GRAPPLER_OFF": "remapping"},
     "jax": {"KERAS_BACKEND": "jax"},
     "stock": {"BENCH_STOCK": "1"},
