@@ -31,7 +31,8 @@ import platform
 import sys
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
-# Set beside the variable when this package chose its value (so a worker process can tell it from the user's).
+# Set beside the variable when this package chose its value, as "job=value", so that a child process tells
+# the package's choice from a user's (a value that no longer matches it is the user's).
 CHOSEN_BY_PACKAGE = "KERAS_REGNET_ONEDNN_JOB"
 
 # Per job, the setting measured fastest where TensorFlow's default leaves oneDNN off (AVX2-only x86):
@@ -79,9 +80,15 @@ def cpu_description():
 def user_onednn_setting():
     """The user's own ``TF_ENABLE_ONEDNN_OPTS`` ("0", "1", ...), or None when unset or set by this package."""
     value = os.environ.get(ONEDNN_VARIABLE)
-    if value is None or os.environ.get(CHOSEN_BY_PACKAGE):
+    if value is None or _package_job() is not None:
         return None
     return value
+
+
+def _package_job():
+    """The job whose choice ``TF_ENABLE_ONEDNN_OPTS`` holds, or None where the package did not set it."""
+    job, _, value = os.environ.get(CHOSEN_BY_PACKAGE, "").partition("=")
+    return job if job and value == os.environ.get(ONEDNN_VARIABLE) else None
 
 
 def choose_onednn(job):
@@ -91,7 +98,7 @@ def choose_onednn(job):
     current = os.environ.get(ONEDNN_VARIABLE)
     if "tensorflow" in sys.modules or user_onednn_setting() is not None:
         return current  # loaded already (nothing can change it now), or the user's value
-    if job == "script" and os.environ.get(CHOSEN_BY_PACKAGE):
+    if job == "script" and _package_job() is not None:
         return current  # a parent process chose for its job
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return current  # ARM builds have their own oneDNN default: leave it
@@ -101,7 +108,7 @@ def choose_onednn(job):
         os.environ.pop(CHOSEN_BY_PACKAGE, None)
     else:
         os.environ[ONEDNN_VARIABLE] = value
-        os.environ[CHOSEN_BY_PACKAGE] = job
+        os.environ[CHOSEN_BY_PACKAGE] = f"{job}={value}"
     return value
 
 
@@ -112,8 +119,8 @@ def onednn_state():
     value = os.environ.get(ONEDNN_VARIABLE)
     if value is None:
         chosen_by = "tensorflow's default for this CPU"
-    elif os.environ.get(CHOSEN_BY_PACKAGE):
-        chosen_by = f"keras_regnet ({os.environ[CHOSEN_BY_PACKAGE]} job)"
+    elif _package_job() is not None:
+        chosen_by = f"keras_regnet ({_package_job()} job)"
     else:
         chosen_by = "the user"
     model, flags = cpu_description()
@@ -135,14 +142,21 @@ def describe_onednn():
     )
 
 
-class _QuietTensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds `tensorflow` with the other finders, then runs its module with stderr muted."""
+class ModuleHook(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Runs the first import of top-level module `name` as `around(run)`: code around a module's import
+    that must not import it first (a muted stderr; registration once it has loaded). Used once."""
+
+    def __init__(self, name, around):
+        self.name, self.around = name, around
 
     def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
+        if name != self.name:
             return None
-        sys.meta_path.remove(self)  # once: later finds are TensorFlow's own submodules
-        spec = importlib.util.find_spec(name)
+        sys.meta_path.remove(self)  # the other finders' spec; a find without an import (a probe) keeps the hook
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
         if spec is None or spec.loader is None:
             return None
         self._loader = spec.loader
@@ -153,20 +167,33 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader)
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
-        module.__loader__ = module.__spec__.loader = self._loader
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = os.dup(2)
+        module.__loader__ = module.__spec__.loader = self._loader  # the module sees its own loader
+        if self in sys.meta_path:  # used once
+            sys.meta_path.remove(self)
+        self.around(lambda: self._loader.exec_module(module))
+
+
+def install_hook(name, around):
+    """`ModuleHook(name, around)` first in `sys.meta_path`, unless `name` is loaded or already hooked."""
+    if name not in sys.modules and not any(isinstance(f, ModuleHook) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, ModuleHook(name, around))
+
+
+def _with_stderr_muted(run):
+    """`run()` with file descriptor 2 on /dev/null; restored before any error propagates."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
         try:
-            null = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(null, 2)
-            finally:
-                os.close(null)
-            self._loader.exec_module(module)
+            os.dup2(null, 2)
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            os.close(null)
+        run()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def prepare(job="script"):
@@ -174,8 +201,7 @@ def prepare(job="script"):
     if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):  # unset or empty
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2" if has_nvidia_driver() else "3"
     choose_onednn(job)
-    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _QuietTensorFlowImport())
+    install_hook("tensorflow", _with_stderr_muted)
 
 
 def quiet_tensorflow(job="script"):

@@ -33,6 +33,7 @@ TRAIN_SCRIPT = textwrap.dedent("""
 def _train(tmp_path, onednn, policy):
     out = tmp_path / f"{onednn}-{policy}.npz"
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("KERAS_REGNET_ONEDNN_JOB", None)  # a user's shell: not a child of a process that imported us
     result = subprocess.run(
         [sys.executable, "-c", TRAIN_SCRIPT, policy, str(out)],
         env=env,
@@ -135,6 +136,17 @@ def test_trial_jobs_keep_tensorflows_default_even_under_a_script():
     assert result.returncode == 0, result.stderr
     if os.uname().machine == "x86_64":
         assert result.stdout.split() == ["1", "None", "None"]
+
+
+def test_a_value_the_user_changed_after_the_package_chose_is_the_users():
+    """A child process inherits the package's marker; a different value beside it is the user's own."""
+    code = "import json, keras_regnet, tensorflow\nfrom keras_regnet import startup\n"
+    code += "print(json.dumps(startup.onednn_state()))"
+    inherited = {"KERAS_REGNET_ONEDNN_JOB": "script=1"}
+    result = _startup_report({**inherited, "TF_ENABLE_ONEDNN_OPTS": "0"}, code)
+    assert result.returncode == 0, result.stderr
+    state = json.loads(result.stdout)
+    assert state["enabled"] is False and state["chosen_by"] == "the user"
 
 
 def test_unknown_job_is_refused():
