@@ -15,6 +15,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_regnet  # noqa: E402
+from keras_regnet import startup  # noqa: E402
 from keras_regnet.layers import GroupedConv2D  # noqa: E402
 
 
@@ -50,6 +51,7 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--stock-steps", type=int, default=2, help="stock Keras is slow: fewer steps")
     args = parser.parse_args()
+    print(startup.describe_onednn(), time.strftime("%Y-%m-%d"), flush=True)
     ours = keras_regnet.RegNetX32()
     stock = with_stock_convs(ours)
     ours_ips = train_images_per_second(ours, args.batch_size, args.steps, warmup=2)

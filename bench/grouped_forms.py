@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from keras_regnet import startup  # noqa: E402
 from keras_regnet.layers import GroupedConv2D  # noqa: E402
 
 # (output pixels per side, channels, channels a group, stride)
@@ -66,6 +67,7 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     print(f"machine: {platform.processor() or platform.machine()}, tensorflow {tf.__version__}, one thread, batch 32")
+    print(startup.describe_onednn(), time.strftime("%Y-%m-%d"))
     print("| pixels | channels | a group | groups | stride | split ms (ops) | depthwise + sum ms (ops) | taken |")
     print("|---:|---:|---:|---:|---:|---:|---:|---|")
     rng = np.random.default_rng(0)

@@ -31,7 +31,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_regnet import analysis, design_spaces, search, study, trial_workers  # noqa: E402
+from keras_regnet import analysis, design_spaces, search, startup, study, trial_workers  # noqa: E402
 
 FAIL_ABOVE = 0.2
 SETTINGS = {
@@ -129,6 +129,7 @@ def main():
     parser.add_argument("--workers", type=int, default=trial_workers.default_workers())
     args = parser.parse_args()
     networks = panel(args.per_space)
+    print("trial workers:", startup.describe_onednn_of("trial"), time.strftime("%Y-%m-%d"), flush=True)
     print(f"panel: {len(networks)} networks ({args.per_space} per space), {args.epochs} epochs, {args.workers} workers")
     rows = []
     for name in args.settings.split(","):

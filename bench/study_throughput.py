@@ -25,6 +25,10 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from keras_regnet import startup  # noqa: E402  (pure Python; TensorFlow runs in the workers)
 
 
 def _children():
@@ -76,6 +80,7 @@ def main():
     parser.add_argument("--study", metavar="OUT", help="run the default study into OUT instead of a search")
     parser.add_argument("--samples", type=int, help="with --study: networks per space (default: the study's)")
     args = parser.parse_args()
+    print("trial workers:", startup.describe_onednn_of("trial"), time.strftime("%Y-%m-%d"), flush=True)
     if args.study:
         return study_run(args.study, args.workers, args.samples)
     out = tempfile.mkdtemp(prefix="study_throughput-")

@@ -118,6 +118,9 @@ def child(nets, spaces):
     from keras_regnet import trial_workers
 
     trial_workers.configure_tensorflow(1)  # as a study worker
+    from keras_regnet import startup
+
+    print("STATE " + startup.describe_onednn(), flush=True)
     import tensorflow as tf
 
     off = {name: False for name in os.environ.get("BENCH_GRAPPLER_OFF", "").split(",") if name}
@@ -181,6 +184,9 @@ def main():
         if proc.returncode != 0 or not rows:
             print(f"  {engine}: failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
             continue
+        for line in proc.stdout.splitlines():
+            if line.startswith("STATE "):
+                print(f"  {engine}: {line[6:]}")
         for r in rows:
             error = "-" if r["error"] is None else f"{r['error']:.4f}"
             print(

@@ -142,6 +142,15 @@ def describe_onednn():
     )
 
 
+def describe_onednn_of(job):
+    """`describe_onednn()` of a fresh process set up for `job` (e.g. the trial workers a bench starts)."""
+    import subprocess
+
+    code = f"from keras_regnet import startup; startup.quiet_tensorflow({job!r}); print(startup.describe_onednn())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    return result.stdout.strip() or f"oneDNN state unknown ({result.stderr.strip()[-200:]})"
+
+
 class ModuleHook(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Runs the first import of top-level module `name` as `around(run)`: code around a module's import
     that must not import it first (a muted stderr; registration once it has loaded). Used once."""
