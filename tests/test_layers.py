@@ -33,6 +33,18 @@ def _assert_same_gradients(ref, ours, x, rng, tolerance=1e-5):
             assert _relative(g_ref, g_ours) < tolerance
 
 
+def _assert_grouped_conv_matches_keras(kwargs, x, rng):
+    """Keras' Conv2D and our GroupedConv2D with the same random weights: same outputs and gradients.
+    Returns Keras' layer."""
+    ref, ours = keras.layers.Conv2D(**kwargs), GroupedConv2D(**kwargs)
+    ref.build(x.shape)
+    ours.build(x.shape)
+    ours.set_weights([rng.normal(size=w.shape).astype("float32") for w in ref.weights])
+    ref.set_weights(ours.get_weights())
+    _assert_same_gradients(ref, ours, x, rng)
+    return ref
+
+
 @pytest.mark.parametrize(
     "groups, strides, channels_in, filters",
     [
@@ -83,12 +95,7 @@ def test_grouped_conv_without_onednn_matches_keras_conv2d(monkeypatch, groups, s
     rng = np.random.default_rng(groups * 100 + channels_in + filters)
     x = tf.constant(rng.normal(size=(3, 9, 9, channels_in)).astype("float32"))
     kwargs = dict(filters=filters, kernel_size=3, strides=strides, padding=padding, groups=groups)
-    ref, ours = keras.layers.Conv2D(**kwargs), GroupedConv2D(**kwargs)
-    ref.build(x.shape)
-    ours.build(x.shape)
-    ours.set_weights([rng.normal(size=w.shape).astype("float32") for w in ref.weights])
-    ref.set_weights(ours.get_weights())
-    _assert_same_gradients(ref, ours, x, rng)
+    ref = _assert_grouped_conv_matches_keras(kwargs, x, rng)
     inputs = keras.Input((None, None, channels_in))
     model = keras.Model(inputs, GroupedConv2D(**kwargs)(inputs))
     model.layers[1].set_weights(ref.get_weights())
@@ -106,12 +113,7 @@ def test_native_forward_with_a_portable_gradient_matches_keras_conv2d(monkeypatc
     rng = np.random.default_rng(group_width)
     x = tf.constant(rng.normal(size=(2, 9, 9, 16)).astype("float32"))
     kwargs = dict(filters=16, kernel_size=3, strides=2, padding="same", groups=16 // group_width)
-    ref, ours = keras.layers.Conv2D(**kwargs), GroupedConv2D(**kwargs)
-    ref.build(x.shape)
-    ours.build(x.shape)
-    ours.set_weights([rng.normal(size=w.shape).astype("float32") for w in ref.weights])
-    ref.set_weights(ours.get_weights())
-    _assert_same_gradients(ref, ours, x, rng)
+    _assert_grouped_conv_matches_keras(kwargs, x, rng)
 
 
 def test_the_probe_keeps_only_parts_that_run_right(monkeypatch):
