@@ -21,7 +21,7 @@ def register_all():
     if _done:
         return
     _done = True
-    from keras_regnet import fold, layers, models, optimizers, training  # noqa: F401 - registers on import
+    from keras_regnet import fold, layers, optimizers, regnet_model, training  # noqa: F401 - registers on import
 
     training.SparseCategoricalCrossentropyWithSmoothing  # noqa: B018 - made and registered on access
 

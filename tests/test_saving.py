@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from helpers import ROOT
 
 SAVE = textwrap.dedent("""
@@ -103,3 +104,15 @@ def test_import_keras_regnet_does_not_import_tensorflow():
     result = _python(code)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "first_import",
+    ["from keras_regnet.layers import GroupedConv2D", "from keras_regnet.models import AnyNet", "import keras_regnet"],
+)
+def test_any_module_imported_first_registers_every_class(first_import):
+    """Keras' first import (inside whichever module comes first) registers everything without a cycle."""
+    code = f"{first_import}\nimport keras\nprint(keras.saving.get_registered_object('keras_regnet>RegNetModel'))"
+    result = _python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "RegNetModel" in result.stdout

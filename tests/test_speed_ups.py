@@ -47,6 +47,13 @@ def _train(spec):
     return losses, weights, trial_workers.final_validation(model, ds.validation)
 
 
+def _difference(fast, stock, paths):
+    """||fast - stock|| / ||stock|| over the named weights taken as one vector."""
+    a = np.concatenate([fast[p].ravel() for p in paths])
+    b = np.concatenate([stock[p].ravel() for p in paths])
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
 def test_speed_ups_train_the_same_numbers_as_stock_keras(monkeypatch):
     from keras_regnet import layers
     from keras_regnet.specs import AnyNetSpec, StageSpec
@@ -71,7 +78,18 @@ def test_speed_ups_train_the_same_numbers_as_stock_keras(monkeypatch):
     assert fast_losses[-1] < fast_losses[0]
     np.testing.assert_allclose(fast_losses, stock_losses, rtol=1e-3)
     assert set(fast_weights) == set(stock_weights)
-    for path, value in fast_weights.items():  # kernels, batch-norm statistics, momentum slots
-        np.testing.assert_allclose(value, stock_weights[path], rtol=1e-3, atol=1e-5, err_msg=path)
+    # Rounding, not a different computation. Elementwise tolerances fail on values near 0 (a residual
+    # branch's gradients start at 0 under zero-init), so each group is compared as one vector. Measured on
+    # an AMD EPYC with AVX-512 (2026-12-07), fast vs stock: trainable weights 1.4e-5 (oneDNN off) / 2.5e-4
+    # (on), each moving statistic at most 7.8e-6 / 4.1e-4, momentum slots 2.5e-4 / 4.4e-3; with Nesterov
+    # momentum on one side instead: 3.1e-2 (weights) and 9.7e-2 (slots).
+    slots = [p for p in fast_weights if p.startswith(("sgd/", "SGD/")) or "momentum" in p]
+    moving = [p for p in fast_weights if "moving" in p and p not in slots]
+    trainable = [p for p in fast_weights if p not in slots and p not in moving]
+    assert slots and moving and trainable
+    assert _difference(fast_weights, stock_weights, trainable) < 2e-3
+    assert _difference(fast_weights, stock_weights, slots) < 2e-2
+    for path in moving:  # each statistic alone: a Bessel factor missing in one layer shows
+        assert _difference(fast_weights, stock_weights, [path]) < 2e-3, path
     assert fast_validation[0] == pytest.approx(stock_validation[0], rel=1e-3)
     assert fast_validation[1] == pytest.approx(stock_validation[1], abs=1 / 898)
