@@ -640,58 +640,48 @@ def test_a_tuners_optimizer_trains_every_execution_as_a_fresh_copy(tmp_path, set
         assert trials[0].metrics.get_history("val_accuracy") and tuner.executions_per_trial == 2
 
 
-def test_a_tuners_optimizer_by_name_and_its_loss_and_metrics(tmp_path):
+def _search_with_the_users_loss_and_metrics(tmp_path, **tuner_arguments):
+    """One trial of a RandomSearch given loss= and metrics= (top-2 accuracy): (the model it trained, loss, trial)."""
     import keras
 
-    space = tiny_space()
     x, y = random_images()
     loss = keras.losses.SparseCategoricalCrossentropy(name="user_loss")
     tuner = tuning.RandomSearch(
-        space,
+        tiny_space(),
         objective="val_accuracy",
         max_trials=1,
-        optimizer="adam",
         loss=loss,
         metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")],
         directory=str(tmp_path),
+        **tuner_arguments,
     )
     seen = []
-    tuner.search(x, y, validation_data=(x[:8], y[:8]), epochs=1, callbacks=[training_records(seen)], verbose=0)
+    fit = dict(validation_data=(x[:8], y[:8]), epochs=1, batch_size=8, verbose=0)
+    tuner.search(x, y, callbacks=[training_records(seen)], **fit)
     (model,) = seen
-    assert type(model.optimizer) is keras.optimizers.Adam and model.loss is loss
     trial = next(iter(tuner.oracle.trials.values()))
     assert {"accuracy", "top2", "val_accuracy", "val_top2"} <= set(trial.metrics.metrics)
+    return model, loss
+
+
+def test_a_tuners_optimizer_by_name_and_its_loss_and_metrics(tmp_path):
+    import keras
+
+    model, loss = _search_with_the_users_loss_and_metrics(tmp_path, optimizer="adam")
+    assert type(model.optimizer) is keras.optimizers.Adam and model.loss is loss
 
 
 def test_a_tuners_loss_and_metrics_keep_the_recipes_optimizer_sized_to_the_data(tmp_path):
     """loss=/metrics= alone: KerasTuner keeps the built optimizer; fit sizes the recipe's schedule and keeps them."""
     import dataclasses
 
-    import keras
-
     from keras_regnet import optimizers, training
 
-    space = tiny_space()
-    x, y = random_images()
-    loss = keras.losses.SparseCategoricalCrossentropy(name="user_loss")
-    tuner = tuning.RandomSearch(
-        space,
-        objective="val_accuracy",
-        max_trials=1,
-        loss=loss,
-        metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")],
-        directory=str(tmp_path),
-    )
-    seen = []
-    fit = dict(validation_data=(x[:8], y[:8]), epochs=1, batch_size=8, verbose=0)
-    tuner.search(x, y, callbacks=[training_records(seen)], **fit)
-    (model,) = seen
+    model, loss = _search_with_the_users_loss_and_metrics(tmp_path)
     expected = training.make_learning_rate(dataclasses.replace(training.TrainConfig(), epochs=1), 5).get_config()
     assert isinstance(model.optimizer, optimizers.SGD) and learning_rate_config(model.optimizer) == expected
     assert model.optimizer.momentum == 0.9 and int(model.optimizer.iterations) == 5  # 40 images, batches of 8
     assert model.loss is loss
-    trial = next(iter(tuner.oracle.trials.values()))
-    assert {"accuracy", "top2", "val_accuracy", "val_top2"} <= set(trial.metrics.metrics)
 
 
 def test_the_hypermodels_fit_leaves_a_model_that_is_not_on_the_recipes_optimizer_alone():
