@@ -49,6 +49,7 @@ _SEARCH_FIELDS = (
     "dataset",
     "data_dir",
     "image_size",
+    "train_examples",
     "batch_size",
     "lr",
     "seed",
@@ -70,6 +71,13 @@ def add_search_arguments(parser, defaults, *, port_help=""):
     parser.add_argument("--data-dir", help="TFDS data directory or image folder")
     parser.add_argument(
         "--image-size", type=int, help=f"input side (default: {defaults.image_size or 'the dataset default'})"
+    )
+    parser.add_argument(
+        "--train-examples",
+        type=int,
+        metavar="N",
+        help="train on a fixed stratified subset of N images (>= 10) of the train split; the rest of it is "
+        f"validated (scored) too (default: {defaults.train_examples or 'all'}; not for TFDS datasets)",
     )
     parser.add_argument("--batch-size", type=int, help=f"default: {defaults.batch_size}")
     parser.add_argument(

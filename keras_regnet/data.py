@@ -93,6 +93,7 @@ def load(
     seed=0,
     channels=None,
     strict_images=False,
+    train_examples=None,
 ):
     """Load a dataset as batched `tf.data` train/validation/test pipelines.
 
@@ -126,6 +127,15 @@ def load(
             decoded once before training) are refused (True: ValueError
             naming them) or skipped with one warning line on stderr naming
             each (False, the default).
+        train_examples: None (all) or an int >= 10: the train split keeps only
+            this many images of what would otherwise be the train split, chosen
+            stratified by class and fixed (independent of `seed`; a smaller
+            count's images are among a larger one's), and every other image of
+            it moves into the validation split. Why: the design-space study's
+            recipe trains on a few thousand images and scores all the rest.
+            Digits, fashion_mnist / mnist / cifar10 files and folders; not TFDS.
+            At most the would-be train split's size, and at least one image per
+            class.
 
     Returns:
         A `Dataset`.
@@ -151,6 +161,9 @@ def load(
         raise ValueError(f"`channels` must be None, 1 or 3; received {channels!r}.")
     check_bool("`augment`", augment)
     check_bool("`strict_images`", strict_images)
+    if train_examples is not None:
+        train_examples = check_int("`train_examples`", train_examples, 10)
+    subset = dict(train_examples=train_examples)
 
     if name == "folder" or _looks_like_path(name):
         if name == "folder":
@@ -162,14 +175,16 @@ def load(
         folder_size = size or (_DEFAULT_SIZE["folder"],) * 2
         kind, source = (
             "folder",
-            _folder_source(path, folder_size, channels or 3, validation_fraction, test_fraction, strict_images),
+            _folder_source(
+                path, folder_size, channels or 3, validation_fraction, test_fraction, strict_images, **subset
+            ),
         )
     elif name == "digits":
-        kind, source = "digits", _digits_source(validation_fraction, test_fraction)
+        kind, source = "digits", _digits_source(validation_fraction, test_fraction, **subset)
     elif name in dataset_files.KERAS_DATASETS:
-        kind, source = name, _keras_files_source(name, data_dir, validation_fraction, test_fraction)
+        kind, source = name, _keras_files_source(name, data_dir, validation_fraction, test_fraction, **subset)
     else:
-        kind, source = name, _tfds_source(name, data_dir, validation_fraction, test_fraction)
+        kind, source = name, _tfds_source(name, data_dir, validation_fraction, test_fraction, **subset)
 
     default = _DEFAULT_SIZE.get(kind, _FALLBACK_SIZE)
     height, width = size or (default, default)
@@ -260,10 +275,47 @@ def _stratified_split(labels, validation_fraction, test_fraction, what, class_na
     return [np.sort(np.concatenate(p)) for p in parts]
 
 
-def _array_source(images, labels, class_names, channels, validation_fraction, test_fraction, what):
+def _train_subset(labels, train_idx, validation_idx, train_examples, what):
+    """(train, validation) index arrays: `train_examples` of `train_idx` kept, the rest moved to validation.
+
+    Stratified (each class keeps its share of `train_idx`, by largest
+    remainder, at least one image) and fixed by `_SPLIT_SEED`, never by the
+    training seed; each class's images are taken in one fixed order, so a
+    smaller subset is part of a larger one. None keeps the splits as they are.
+    """
+    if train_examples is None:
+        return train_idx, validation_idx
+    if train_examples > len(train_idx):
+        raise ValueError(
+            f"`train_examples` must be at most {len(train_idx)}, the images in the train split of {what} "
+            f"(before `train_examples`); received {train_examples}."
+        )
+    classes, counts = np.unique(labels[train_idx], return_counts=True)
+    if train_examples < len(classes):
+        raise ValueError(
+            f"`train_examples` must be at least {len(classes)}, one image per class of {what}; "
+            f"received {train_examples}."
+        )
+    quota = train_examples * counts / counts.sum()
+    take = np.minimum(np.maximum(1, np.floor(quota).astype(int)), counts)
+    while take.sum() < train_examples:  # largest remainder first, among classes with images left
+        take[np.argmax(np.where(take < counts, quota - take, -np.inf))] += 1
+    while take.sum() > train_examples:  # the one-image minimum overshot: trim the most over quota
+        take[np.argmax(np.where(take > 1, take - quota, -np.inf))] -= 1
+    rng = np.random.default_rng(_SPLIT_SEED)
+    kept, moved = [], [validation_idx]
+    for label, n in zip(classes, take):
+        idx = rng.permutation(train_idx[labels[train_idx] == label])
+        kept.append(idx[:n])
+        moved.append(idx[n:])
+    return np.sort(np.concatenate(kept)), np.sort(np.concatenate(moved))
+
+
+def _array_source(images, labels, class_names, channels, validation_fraction, test_fraction, what, train_examples):
     split_idx = _stratified_split(
         labels, validation_fraction, test_fraction or _DEFAULT_TEST_FRACTION, what, class_names
     )
+    split_idx[0], split_idx[1] = _train_subset(labels, split_idx[0], split_idx[1], train_examples, what)
     names = ("train", "validation", "test")
     return dict(
         class_names=class_names,
@@ -281,19 +333,20 @@ def _array_source(images, labels, class_names, channels, validation_fraction, te
 # num_examples, class_names, channels (native).
 
 
-def _digits_source(validation_fraction, test_fraction):
+def _digits_source(validation_fraction, test_fraction, train_examples=None):
     """scikit-learn's bundled digits; pixel values 0..16 rescaled to 0..255."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    classes = [str(c) for c in range(10)]
     source = _array_source(
-        images, digits.target, [str(c) for c in range(10)], 1, validation_fraction, test_fraction, "digits"
+        images, digits.target, classes, 1, validation_fraction, test_fraction, "digits", train_examples
     )
     return dict(source, where="scikit-learn's load_digits")
 
 
-def _keras_files_source(name, data_dir, validation_fraction, test_fraction):
+def _keras_files_source(name, data_dir, validation_fraction, test_fraction, train_examples=None):
     """fashion_mnist / mnist / cifar10 from the first place holding them (`dataset_files.locate`).
 
     The official test split is the test split; validation is carved from train,
@@ -303,7 +356,7 @@ def _keras_files_source(name, data_dir, validation_fraction, test_fraction):
         raise ValueError(f"`test_fraction` must be None for {name!r}: its official test split is used as is.")
     found, looked = dataset_files.locate(name, data_dir)
     if found and found[0] == "tfds":
-        return _tfds_source(name, found[1], validation_fraction, None)
+        return _tfds_source(name, found[1], validation_fraction, None, train_examples)
     if found:
         arrays, where = dataset_files.read(name, found[1]), found[1]
     elif dataset_files.online(name):
@@ -313,6 +366,7 @@ def _keras_files_source(name, data_dir, validation_fraction, test_fraction):
     (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
     class_names = dataset_files.CLASS_NAMES[name]
     train_idx, val_idx, _ = _stratified_split(y_train, validation_fraction, 0, f"{name} ({where})", class_names)
+    train_idx, val_idx = _train_subset(y_train, train_idx, val_idx, train_examples, name)
     parts = {"train": (x_train[train_idx], y_train[train_idx]), "validation": (x_train[val_idx], y_train[val_idx])}
     parts["test"] = (x_test, y_test)
     return dict(
@@ -344,7 +398,7 @@ def unreadable_images(files, channels=3):
     return np.flatnonzero(~good)
 
 
-def _folder_source(path, size, channels, validation_fraction, test_fraction, strict_images=False):
+def _folder_source(path, size, channels, validation_fraction, test_fraction, strict_images=False, train_examples=None):
     """Images in `path/<class>/`, listed by Keras; decoded and resized once, then cached."""
     import keras
 
@@ -380,6 +434,9 @@ def _folder_source(path, size, channels, validation_fraction, test_fraction, str
     split_idx = _stratified_split(
         labels, validation_fraction, test_fraction or _DEFAULT_TEST_FRACTION, f"Image folder {path!r}", class_names
     )
+    split_idx[0], split_idx[1] = _train_subset(
+        labels, split_idx[0], split_idx[1], train_examples, f"image folder {path!r}"
+    )
 
     def decode(file, label):
         image = tf.io.decode_image(tf.io.read_file(file), channels=channels, expand_animations=False)
@@ -404,7 +461,7 @@ def _folder_source(path, size, channels, validation_fraction, test_fraction, str
     )
 
 
-def _tfds_source(name, data_dir, validation_fraction, test_fraction):
+def _tfds_source(name, data_dir, validation_fraction, test_fraction, train_examples=None):
     """A prepared TFDS image-classification dataset; never downloads."""
     import tensorflow_datasets as tfds
 
@@ -431,6 +488,12 @@ def _tfds_source(name, data_dir, validation_fraction, test_fraction):
         raise ValueError(
             f"TFDS dataset {name!r} is not an image-classification dataset "
             f"(supervised keys {keys!r}); keras_regnet.data needs (image, label)."
+        )
+    if train_examples is not None:
+        raise ValueError(
+            f"`train_examples` is not supported for TFDS datasets ({name!r}, read with tfds.load, got "
+            f"{train_examples}): it needs the labels before the splits are built. Use digits, the "
+            "fashion_mnist / mnist / cifar10 files or an image folder, or leave it None."
         )
     if not builder.is_prepared():
         root = data_dir or getattr(builder, "_data_dir_root", None) or "~/tensorflow_datasets"

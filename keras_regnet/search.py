@@ -42,8 +42,10 @@ class SearchConfig:
             or ``"bayesian"``.
         max_trials: networks to try, >= 1.
         epochs: epochs per trial (Hyperband: the maximum), >= 1.
-        dataset, data_dir, image_size, validation_fraction: the data (see
-            `keras_regnet.data.load`).
+        dataset, data_dir, image_size, validation_fraction, train_examples: the
+            data (see `keras_regnet.data.load`); `train_examples` (None: all)
+            trains on a fixed stratified subset of that many images and moves
+            the rest of the train split into validation.
         score_split: what a trial's error is measured on: ``"validation"``, or
             ``"validation+test"`` (every image it does not train on: a study
             needs no test set, and more scored images make errors less noisy).
@@ -66,6 +68,7 @@ class SearchConfig:
     data_dir: str | None = None
     image_size: int | None = None
     validation_fraction: float = 0.1
+    train_examples: int | None = None
     score_split: str = "validation"
     batch_size: int = 128
     lr: float | None = None
@@ -85,6 +88,8 @@ class SearchConfig:
         check_int("SearchConfig.batch_size", self.batch_size, 1)
         if self.image_size is not None:
             check_int("SearchConfig.image_size", self.image_size, 8)
+        if self.train_examples is not None:
+            check_int("SearchConfig.train_examples (--train-examples)", self.train_examples, 10)
         check_number("SearchConfig.validation_fraction", self.validation_fraction, 0, 0.5, min_open=True, max_open=True)
         check_choice("SearchConfig.score_split", self.score_split, SCORE_SPLITS)
         if self.lr is not None:
@@ -121,6 +126,7 @@ class SearchConfig:
             data_dir=self.data_dir,
             validation_fraction=self.validation_fraction,
             seed=self.seed,
+            train_examples=self.train_examples,
         )
 
 
@@ -296,6 +302,7 @@ def worker_setup(config):
         seed=config.seed,
         train_config=config.train_config().to_dict(),
         validation_fraction=config.validation_fraction,
+        train_examples=config.train_examples,
         score_split=config.score_split,
         threads=threads,
     )

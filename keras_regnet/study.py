@@ -165,6 +165,7 @@ def run_study(
             "dataset": config.dataset,
             "image_size": config.image_size,
             "validation_fraction": config.validation_fraction,
+            "train_examples": config.train_examples,
             "score_split": config.score_split,
             "batch_size": config.batch_size,
             "lr": config.lr,

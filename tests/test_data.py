@@ -135,6 +135,54 @@ def test_digits_split_does_not_depend_on_seed():
     np.testing.assert_array_equal(collect(a.test)[0], collect(b.test)[0])
 
 
+def image_rows(split):
+    """A split's (image, label) pairs as sorted byte strings: its multiset of examples, order aside."""
+    x, y = collect(split)
+    return sorted(image.tobytes() + bytes([label]) for image, label in zip(x.astype(np.uint8), y))
+
+
+def test_digits_train_examples_is_a_fixed_stratified_subset_and_the_rest_is_validated():
+    load = lambda **kw: data.load("digits", image_size=8, batch_size=200, **kw)  # noqa: E731 (8x8: no resize)
+    full = data.load("digits", image_size=8, batch_size=2000)  # one batch per split: train drops nothing
+    ds, again = load(train_examples=200, seed=1), load(train_examples=200, seed=2)
+    n = full.num_examples
+    assert ds.num_examples == {"train": 200, "validation": n["validation"] + n["train"] - 200, "test": n["test"]}
+    assert ds.steps_per_epoch == 1
+    counts = np.bincount(collect(ds.train)[1], minlength=10)
+    assert (counts > 0).all() and counts.max() - counts.min() <= 2, counts  # stratified
+    assert image_rows(ds.train) == image_rows(again.train)  # fixed: the seed only shuffles
+    assert image_rows(ds.test) == image_rows(full.test)
+    # Every image of the would-be train split is trained on or validated, none both.
+    assert sorted(image_rows(ds.train) + image_rows(ds.validation)) == sorted(
+        image_rows(full.train) + image_rows(full.validation)
+    )
+    smaller = load(train_examples=100)
+    assert set(image_rows(smaller.train)) <= set(image_rows(ds.train))  # nested: 100 of the 200
+    with pytest.raises(ValueError, match=rf"`train_examples` must be at most {n['train']}\b.*5000"):
+        data.load("digits", train_examples=5000)
+
+
+def test_train_examples_of_official_files_and_folders(tmp_path, nowhere):
+    folder = write_fashion_files(tmp_path / "files")  # 40 train images, 4 per class: 30 train at 0.25
+    ds = data.load(
+        "fashion_mnist", data_dir=str(folder), image_size=8, batch_size=5, validation_fraction=0.25, train_examples=10
+    )
+    assert ds.num_examples == {"train": 10, "validation": 30, "test": 10} and ds.steps_per_epoch == 2
+    train, validation = ids_of(ds.train), ids_of(ds.validation)
+    assert np.bincount(train % 10).tolist() == [1] * 10  # one of each class
+    assert sorted([*train, *validation]) == list(range(40))
+    with pytest.raises(ValueError, match="`train_examples` must be at most 30.*31"):
+        data.load("fashion_mnist", data_dir=str(folder), validation_fraction=0.25, train_examples=31)
+    root = tmp_path / "fruit"
+    for cls, color in COLORS.items():  # 8 per class: 1 validation, 1 test, 6 train
+        (root / cls).mkdir(parents=True)
+        for i in range(8):
+            write_image(str(root / cls / f"{i}.png"), np.full((8, 8, 3), color, np.uint8))
+    images = data.load(str(root), image_size=8, batch_size=4, train_examples=12)
+    assert images.num_examples == {"train": 12, "validation": 9, "test": 3}
+    assert np.bincount(collect(images.train)[1]).tolist() == [4, 4, 4]
+
+
 def test_augmentation_changes_train_only_and_only_translates_digits():
     plain = data.load("digits", image_size=8, batch_size=64, seed=5)
     aug = data.load("digits", image_size=8, batch_size=64, seed=5, augment=True)
@@ -239,6 +287,12 @@ def test_prepared_tfds_dataset_rejects_test_fraction_when_test_split_exists(tiny
     name, data_dir = tiny_tfds
     with pytest.raises(ValueError, match="test_fraction"):
         data.load(name, data_dir=data_dir, test_fraction=0.2)
+
+
+def test_prepared_tfds_dataset_refuses_train_examples(tiny_tfds):
+    name, data_dir = tiny_tfds
+    with pytest.raises(ValueError, match="`train_examples` is not supported for TFDS"):
+        data.load(name, data_dir=data_dir, train_examples=12)
 
 
 # ----------------------------------------------------------------------------- official files
@@ -477,6 +531,17 @@ def test_real_fashion_mnist_files():
     assert x.shape == (256, 96, 96, 1) and y[:5].tolist() == [9, 2, 1, 1, 6]  # the official test order
 
 
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(REAL_FASHION_MNIST, "train-images-idx3-ubyte.gz")),
+    reason="the real Fashion-MNIST files are absent (apt-get install dataset-fashion-mnist)",
+)
+def test_real_fashion_mnist_train_examples():
+    """The study recipe's fmnist-2k: 2,000 trained on, the other 58,000 train images validated."""
+    ds = data.load("fashion_mnist", image_size=32, batch_size=250, validation_fraction=0.1, train_examples=2000)
+    assert ds.num_examples == {"train": 2000, "validation": 58000, "test": 10000} and ds.steps_per_epoch == 8
+    assert np.bincount(collect(ds.train)[1]).tolist() == [200] * 10
+
+
 # ----------------------------------------------------------------------------- folders
 
 COLORS = {"apple": (255, 0, 0), "kiwi": (0, 255, 0), "plum": (0, 0, 255)}
@@ -571,6 +636,10 @@ def test_image_folder_needs_two_classes_and_three_images_per_class(tmp_path):
         (dict(channels=2), "channels"),
         (dict(seed=-1), "seed"),
         (dict(augment="yes"), "augment"),
+        (dict(train_examples=9), "train_examples"),
+        (dict(train_examples=200.0), "train_examples"),
+        (dict(train_examples="200"), "train_examples"),
+        (dict(train_examples=True), "train_examples"),
     ],
 )
 def test_bad_arguments_raise_value_error_naming_argument(kwargs, arg):

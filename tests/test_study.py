@@ -240,6 +240,34 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert len(errors) == 1 and "Foo" in errors[0], result.stderr
 
 
+def test_train_examples_flag_reaches_the_config_and_a_bad_value_is_one_line(tmp_path, capsys):
+    from apps import cli, flags
+    from keras_regnet import search, trial_workers
+
+    parser = cli.build_parser()
+    for command in ("study", "search"):
+        settings = flags.search_settings(parser.parse_args([command, "--train-examples", "2000"]))
+        assert settings["train_examples"] == 2000
+        assert search.configure(study.STUDY_CONFIG, settings).train_examples == 2000
+        assert "train_examples" not in flags.search_settings(parser.parse_args([command]))  # default: all
+    assert study.STUDY_CONFIG.train_examples is None
+    config = search.configure(study.STUDY_CONFIG, dict(train_examples=200))
+    worker_ds = trial_workers.load_data(search.worker_setup(config), seed=7)[2]  # what each trial trains on
+    assert worker_ds.num_examples == config.load_data().num_examples and worker_ds.num_examples["train"] == 200
+    for command in ("study", "search"):
+        assert cli.main([command, "--train-examples", "5", "--out", str(tmp_path / command)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--train-examples" in err and "got 5" in err, err
+        with pytest.raises(SystemExit) as info:  # not an int: argparse's usage error
+            cli.main([command, "--train-examples", "2.5"])
+        assert info.value.code == 2 and "--train-examples" in capsys.readouterr().err
+    # Larger than digits' train split: the loader's message, before any training.
+    assert cli.main(["study", "--train-examples", "5000", "--out", str(tmp_path / "big"), "--samples", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "`train_examples` must be at most" in err and "5000" in err, err
+    assert not (tmp_path / "big" / "AnyNetX_A").exists()
+
+
 # --------------------------------------------------------------------------- end to end (tiny training)
 
 
