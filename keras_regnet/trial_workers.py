@@ -269,37 +269,86 @@ def _run_trial(task, setup):
 
 
 VALIDATION_PIXELS = 1024 * 32 * 32  # pixels an eager validation call takes (1,024 images at 32x32)
+TRACED_FROM_CHUNKS = 4  # a scored split of more chunks than this runs through one traced call (TensorFlow)
 
 
 def final_validation(model, dataset, chunk=None):
-    """(loss, accuracy) of a compiled classifier on `dataset`, run eagerly in chunks of `chunk` images.
+    """(loss, accuracy) of a compiled classifier on `dataset`, in chunks of `chunk` images.
 
     Why: a study validates each network once; tracing and optimising Keras'
     test step for that single pass costs more than the pass (`evaluate`
-    1.35 s for a 12-block net, 3.70 s for 31 blocks; this 0.73 / 1.37 s,
+    1.35 s for a 12-block net, 3.70 s for 31 blocks; eager 0.73 / 1.37 s,
     bench/README.md "Inside one trial, second round"). An eager pass costs
     mostly per layer call, not per image, so the default chunk is as many
     images as make `VALIDATION_PIXELS`: the study's 898 scored 32x32 images
-    go in one call (0.65 -> 0.49 s against chunks of 512; "third round"),
-    while 224x224 images go 20 at a time (memory). Same loss and accuracy
-    as `model.evaluate` up to float rounding.
+    go in one eager call (0.65 -> 0.49 s against chunks of 512; "third
+    round"), while 224x224 images go 20 at a time (memory). A split of more
+    than `TRACED_FROM_CHUNKS` chunks (Fashion-MNIST's 64,000 images not
+    trained on) runs on TensorFlow through one traced call of a fixed chunk
+    shape instead, where tracing once is cheaper than many eager calls
+    (bench/README.md, "Scoring a large split"). The split is read chunk by
+    chunk, never held whole. Same loss and accuracy as `model.evaluate` up to
+    float rounding.
     """
     import keras
     import numpy as np
 
-    batches = list(dataset.as_numpy_iterator())
-    images = np.concatenate([x for x, _ in batches])
-    labels = np.concatenate([y for _, y in batches])
-    if chunk is None:
-        chunk = max(1, VALIDATION_PIXELS // max(1, images.shape[1] * images.shape[2]))
-    loss_sum, correct = 0.0, 0
-    for begin in range(0, len(images), chunk):
-        x, y = images[begin : begin + chunk], labels[begin : begin + chunk]
-        outputs = model(x, training=False)
+    loss_sum, correct, count = 0.0, 0, 0
+    call = None
+    for x, y in _chunks(dataset, chunk):
+        if call is None:
+            call = _scoring_call(model, dataset, len(x))
+        outputs = call(x)
         loss_sum += float(keras.ops.convert_to_numpy(model.loss(y, outputs))) * len(x)
         predicted = np.argmax(keras.ops.convert_to_numpy(outputs), axis=-1)  # any backend's tensor
         correct += int(np.sum(predicted == y.reshape(-1)))
-    return loss_sum / len(images), correct / len(images)
+        count += len(x)
+    return loss_sum / count, correct / count
+
+
+def _chunks(dataset, chunk):
+    """(images, labels) numpy chunks of `chunk` images (default: `VALIDATION_PIXELS` worth), the last one shorter."""
+    import numpy as np
+
+    images, labels, held = [], [], 0
+    for x, y in dataset.as_numpy_iterator():
+        if chunk is None:
+            chunk = max(1, VALIDATION_PIXELS // max(1, x.shape[1] * x.shape[2]))
+        images.append(x)
+        labels.append(y)
+        held += len(x)
+        while held >= chunk:
+            all_x, all_y = np.concatenate(images), np.concatenate(labels)
+            yield all_x[:chunk], all_y[:chunk]
+            images, labels, held = [all_x[chunk:]], [all_y[chunk:]], held - chunk
+    if held:
+        yield np.concatenate(images), np.concatenate(labels)
+
+
+def _scoring_call(model, dataset, chunk):
+    """`model(x, training=False)`: eager, or traced once for a full chunk (shorter chunks zero-padded)
+    where the split holds more than `TRACED_FROM_CHUNKS` chunks on TensorFlow."""
+    import keras
+
+    eager = lambda x: model(x, training=False)  # noqa: E731
+    if keras.backend.backend() != "tensorflow" or not isinstance(model, keras.Model):
+        return eager
+    import numpy as np
+    import tensorflow as tf
+
+    batches = int(dataset.cardinality())
+    first = next(iter(dataset))[0]
+    if batches < 0 or batches * int(first.shape[0]) <= TRACED_FROM_CHUNKS * chunk:
+        return eager
+    traced = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def call(x):
+        if len(x) == chunk:
+            return traced(x)
+        padded = np.concatenate([x, np.zeros((chunk - len(x), *x.shape[1:]), x.dtype)])
+        return traced(padded)[: len(x)]
+
+    return call
 
 
 def _best_weights_callback(timer):

@@ -240,7 +240,46 @@ def test_final_validation_matches_keras_evaluate():
     training.compile_model(model, training.TrainConfig(epochs=1, batch_size=32), ds.steps_per_epoch)
     model.fit(ds.train.take(3), epochs=1, verbose=0, shuffle=False)  # moving statistics away from their initial values
     expected = model.evaluate(ds.validation, verbose=0, return_dict=True)
-    for chunk in ({"chunk": 100}, {}):  # many chunks; the default, one chunk of the whole split
+    # 100: more chunks than TRACED_FROM_CHUNKS, traced, the last one padded; 300: three eager chunks;
+    # the default: one eager chunk of the whole split
+    for chunk in ({"chunk": 100}, {"chunk": 300}, {}):
         loss, accuracy = trial_workers.final_validation(model, ds.validation, **chunk)
         assert accuracy == pytest.approx(expected["accuracy"], abs=1e-6)
         assert loss == pytest.approx(expected["loss"], rel=1e-4)
+
+
+def test_final_validation_traces_a_large_split_once():
+    """More chunks than TRACED_FROM_CHUNKS: one trace for every chunk (the short last one padded);
+    at most that many: one eager call a chunk. Same numbers either way."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    class Counting(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(3)
+            self.python_calls = 0
+
+        def call(self, x, training=False):
+            self.python_calls += 1
+            return self.dense(keras.ops.reshape(x, (-1, 16)))
+
+    rng = np.random.default_rng(0)
+    images = rng.random((1030, 4, 4, 1)).astype("float32")
+    labels = rng.integers(0, 3, 1030)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(64)
+    model = Counting()
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy())
+    model(images[:1])
+    results = []
+    for chunk, expected_calls in ((100, 1), (300, 4)):  # 11 chunks: traced; 4 chunks: eager
+        model.python_calls = 0
+        results.append(trial_workers.final_validation(model, dataset, chunk=chunk))
+        assert model.python_calls == expected_calls
+    outputs = model(images)
+    expected_loss = float(keras.losses.sparse_categorical_crossentropy(labels, outputs).numpy().mean())
+    expected_accuracy = float(np.mean(np.argmax(outputs, -1) == labels))
+    for loss, accuracy in results:
+        assert loss == pytest.approx(expected_loss, rel=1e-5)
+        assert accuracy == pytest.approx(expected_accuracy)
