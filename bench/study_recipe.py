@@ -61,15 +61,8 @@ SETTINGS = {
         batch_size=32,
         lr=0.05,
     ),
-    "fmnist-6k": dict(
-        dataset="fashion_mnist",
-        train_examples=6000,
-        validation_fraction=0.1,
-        score_split="validation+test",
-        batch_size=32,
-        lr=0.05,
-    ),
 }
+SETTINGS["fmnist-6k"] = dict(SETTINGS["fmnist-2k"], train_examples=6000)
 PANEL_SHAPE, PANEL_CLASSES = (32, 32, 1), 10  # the panel's networks are sampled for these
 
 

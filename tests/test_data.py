@@ -395,7 +395,7 @@ def test_a_prepared_tfds_copy_in_data_dir_is_read_with_tfds(tmp_path, nowhere, m
     calls = []
     monkeypatch.setattr(data, "_tfds_source", lambda *args: calls.append(args) or data._digits_source(0.1, None))
     data.load("fashion_mnist", data_dir=str(tmp_path / "tfds"))
-    assert calls == [("fashion_mnist", str(tmp_path / "tfds"), 0.1, None)]
+    assert calls == [("fashion_mnist", str(tmp_path / "tfds"), 0.1, None, None)]  # no train_examples
 
 
 def test_fashion_mnist_is_downloaded_by_keras_only_when_online(tmp_path, nowhere, monkeypatch):
