@@ -87,7 +87,7 @@ def setting_config(name, epochs, workers):
     options = dict(SETTINGS[name])
     zero_init = options.pop("zero_init_last", True)
     options.setdefault("epochs", epochs)
-    return dataclasses.replace(study.STUDY_CONFIG, workers=workers, **options), zero_init
+    return dataclasses.replace(study.QUICK_CONFIG, workers=workers, **options), zero_init  # digits unless set
 
 
 def check_data(name, config):

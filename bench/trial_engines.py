@@ -133,7 +133,7 @@ def child(nets, spaces):
         tf.config.optimizer.set_experimental_options({"layout_optimizer": True, "function_optimization": True})
     from keras_regnet import design_spaces, search, study
 
-    setup = dataclasses.replace(search.worker_setup(study.STUDY_CONFIG), final_validation_only=True, threads=1)
+    setup = dataclasses.replace(search.worker_setup(study.QUICK_CONFIG), final_validation_only=True, threads=1)
     for space, trial_id, values, study_error in study_networks(nets, spaces):
         window = design_spaces.get(space, flops=study.FLOPS, input_shape=(32, 32, 1), classes=10)
         task = {"trial_id": trial_id, "values": values, "space": window.to_dict(), "epochs": 5}

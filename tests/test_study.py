@@ -192,7 +192,7 @@ def test_resuming_the_committed_study_trains_only_the_new_checks(tmp_path, monke
     networks = {(k, r["trial_id"]): {"values": {}, "space": {}} for k, v in trials.items() for r in v}
     tasks = []
     monkeypatch.setattr(trial_workers, "run_tasks", lambda t, setup, **kwargs: tasks.extend(t))
-    config = dataclasses.replace(study.STUDY_CONFIG, out=str(tmp_path))
+    config = dataclasses.replace(study.QUICK_CONFIG, out=str(tmp_path))
     seed, proxy, confirm = study.run_checks(
         str(tmp_path), trials, networks, 20, 30, setup=None, config=config, confirm=study.CONFIRM
     )
@@ -250,8 +250,8 @@ def test_train_examples_flag_reaches_the_config_and_a_bad_value_is_one_line(tmp_
         assert settings["train_examples"] == 2000
         assert search.configure(study.STUDY_CONFIG, settings).train_examples == 2000
         assert "train_examples" not in flags.search_settings(parser.parse_args([command]))  # default: all
-    assert study.STUDY_CONFIG.train_examples is None
-    config = search.configure(study.STUDY_CONFIG, dict(train_examples=200))
+    assert study.STUDY_CONFIG.train_examples == 6000 and study.QUICK_CONFIG.train_examples is None
+    config = search.configure(study.QUICK_CONFIG, dict(train_examples=200))
     worker_ds = trial_workers.load_data(search.worker_setup(config), seed=7)[2]  # what each trial trains on
     assert worker_ds.num_examples == config.load_data().num_examples and worker_ds.num_examples["train"] == 200
     for command in ("study", "search"):
@@ -262,10 +262,11 @@ def test_train_examples_flag_reaches_the_config_and_a_bad_value_is_one_line(tmp_
             cli.main([command, "--train-examples", "2.5"])
         assert info.value.code == 2 and "--train-examples" in capsys.readouterr().err
     # Larger than digits' train split: the loader's message, before any training.
-    assert cli.main(["study", "--train-examples", "5000", "--out", str(tmp_path / "big"), "--samples", "2"]) == 2
+    big = ["study", "--quick", "--train-examples", "5000", "--out", str(tmp_path / "big"), "--samples", "2"]
+    assert cli.main(big) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "`train_examples` must be at most" in err and "5000" in err, err
-    assert not (tmp_path / "big" / "AnyNetX_A").exists()
+    assert not (tmp_path / "big").exists()
 
 
 # --------------------------------------------------------------------------- end to end (tiny training)
@@ -293,6 +294,7 @@ def tiny_study(tmp_path_factory):
         confirm=3,  # every network of the pair (the proxy check's reused): 3 more long trainings
         fail_above=0.5,
         workers=2,
+        config=study.QUICK_CONFIG,
     )
     start = time.perf_counter()
     summary = study.run_study(**kwargs)
@@ -489,6 +491,7 @@ def test_cli_study_on_the_paper_spaces(tmp_path):
     out = tmp_path / "cli"
     result = run_cli(
         "study",
+        "--quick",
         "--spaces",
         "AnyNetX_E,RegNet",
         "--samples",
@@ -536,6 +539,7 @@ def test_distributed_study_chief_and_worker(tmp_path):
         "-m",
         "apps.cli",
         "study",
+        "--quick",
         "--spaces",
         "AnyNetX_D,AnyNetX_E",
         "--samples",
@@ -564,3 +568,46 @@ def test_distributed_study_chief_and_worker(tmp_path):
     worker_log = (tmp_path / "w1.log").read_text()
     assert sum(line.startswith(("[AnyNetX_D] trial ", "[AnyNetX_E] trial ")) for line in worker_log.splitlines()) == 4
     assert (out / "report.md").exists()
+
+
+def test_the_default_study_is_fashion_mnist_and_quick_is_digits(tmp_path, monkeypatch):
+    """No flags: Fashion-MNIST, 6,000 trained on, failed above 0.5; --quick: digits' split, 0.2; --dataset
+    other than the default's drops the default's subset unless --train-examples is given."""
+    from apps import cli
+
+    seen = []
+    monkeypatch.setattr(study, "run_study", lambda spaces, **kwargs: seen.append(kwargs))
+    for argv in ([], ["--quick"], ["--dataset", "mnist"], ["--dataset", "mnist", "--train-examples", "300"]):
+        assert cli.main(["study", *argv]) == 0
+    configs = [search_config(kwargs) for kwargs in seen]
+    assert [(c.dataset, c.train_examples, c.validation_fraction) for c in configs] == [
+        ("fashion_mnist", 6000, 0.1),
+        ("digits", None, 0.35),
+        ("mnist", None, 0.1),
+        ("mnist", 300, 0.1),
+    ]
+    assert all(kwargs["fail_above"] is None for kwargs in seen)  # the dataset's own default, below
+    assert study.default_fail_above("fashion_mnist") == 0.5 and study.default_fail_above("digits") == 0.2
+
+
+def search_config(kwargs):
+    from keras_regnet import search
+
+    settings = {k: v for k, v in kwargs.items() if k in search.SearchConfig.__dataclass_fields__}
+    return search.configure(kwargs["config"], settings)
+
+
+def test_the_default_study_without_the_files_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from apps import cli
+    from keras_regnet import dataset_files
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.setattr(dataset_files, "SYSTEM_DIRS", {"fashion_mnist": (str(tmp_path / "system"),)})
+    monkeypatch.setattr(dataset_files, "online", lambda name: False)
+    out = tmp_path / "study"
+    assert cli.main(["study", "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("keras-regnet study: error: fashion_mnist: "), lines
+    assert "apt-get install dataset-fashion-mnist" in lines[0], lines
+    assert not out.exists()

@@ -145,6 +145,7 @@ def test_a_killed_study_resumes_without_losing_or_rerunning_trials(tmp_path):
         "-m",
         "apps.cli",
         "study",
+        "--quick",
         "--spaces",
         "AnyNetX_A,AnyNetX_B",
         "--samples",
