@@ -27,14 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_regnet import startup  # noqa: E402  (before TensorFlow: the trial job's oneDNN choice)
 
-
-def _value(text):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from trial_engines import _value  # noqa: E402  (a trials.csv cell as int, float or text)
 
 
 def networks_and_trials(out, config):

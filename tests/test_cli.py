@@ -117,20 +117,15 @@ def test_predict_prints_class_and_probability_per_image_as_training_prepared_the
     assert bad.returncode == 2 and "junk.png" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_train_without_the_files_offline_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+def test_train_without_the_files_offline_is_one_line_and_writes_nothing(tmp_path, nowhere, capsys):
     from apps import cli
-    from keras_regnet import dataset_files
 
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    monkeypatch.setattr(dataset_files, "SYSTEM_DIRS", {"fashion_mnist": (str(tmp_path / "system"),)})
-    monkeypatch.setattr(dataset_files, "online", lambda name: False)
     out = tmp_path / "run"
     assert cli.main(["train", "--dataset", "fashion_mnist", "--recipe", "d2l", "--out", str(out), "--quiet"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("keras-regnet train: error: fashion_mnist: "), lines
     assert "offline" in lines[0] and "apt-get install dataset-fashion-mnist" in lines[0], lines
-    assert str(tmp_path / "system") in lines[0] and str(tmp_path / "keras") in lines[0], lines
+    assert str(nowhere["system"]) in lines[0] and str(nowhere["keras"]) in lines[0], lines
     assert not out.exists()
 
 

@@ -314,19 +314,6 @@ def write_fashion_files(folder, first_id=0, n_train=40, n_test=10, side=8):
     return folder
 
 
-@pytest.fixture()
-def nowhere(monkeypatch, tmp_path):
-    """Every place `dataset_files.locate` looks is an empty folder under tmp_path, and the machine is offline."""
-    places = {name: tmp_path / "places" / name for name in ("keras", "system", "tfds")}
-    monkeypatch.setenv("KERAS_HOME", str(places["keras"]))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(places["tfds"]))
-    monkeypatch.setattr(dataset_files, "SYSTEM_DIRS", {"fashion_mnist": (str(places["system"]),)})
-    calls = []
-    monkeypatch.setattr(dataset_files, "online", lambda name: calls.append(name) or False)
-    places["online_calls"] = calls
-    return places
-
-
 def ids_of(split):
     x, y = collect(split)
     ids = np.round(x[:, 0, 0, 0]).astype(int)

@@ -597,17 +597,12 @@ def search_config(kwargs):
     return search.configure(kwargs["config"], settings)
 
 
-def test_the_default_study_without_the_files_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+def test_the_default_study_without_the_files_is_one_line_and_writes_nothing(tmp_path, nowhere, capsys):
     from apps import cli
-    from keras_regnet import dataset_files
 
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    monkeypatch.setattr(dataset_files, "SYSTEM_DIRS", {"fashion_mnist": (str(tmp_path / "system"),)})
-    monkeypatch.setattr(dataset_files, "online", lambda name: False)
     out = tmp_path / "study"
     assert cli.main(["study", "--out", str(out)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("keras-regnet study: error: fashion_mnist: "), lines
-    assert "apt-get install dataset-fashion-mnist" in lines[0], lines
+    assert "apt-get install dataset-fashion-mnist" in lines[0] and str(nowhere["system"]) in lines[0], lines
     assert not out.exists()
