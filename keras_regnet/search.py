@@ -224,7 +224,13 @@ def prepare_search(space, ds, config, *, name=""):
     out = os.fspath(config.out)
     run_folder.claim(
         out,
-        {"space": space.name, "space_config": space.to_dict(), "tuner": config.tuner, "dataset": config.dataset},
+        {
+            "space": space.name,
+            "space_config": space.to_dict(),
+            "tuner": config.tuner,
+            "dataset": config.dataset,
+            "train_examples": config.train_examples,  # absent in older folders: read as None (all)
+        },
         file=SEARCH_FILE,
         what="a different search",
     )

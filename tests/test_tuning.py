@@ -212,6 +212,25 @@ def test_random_search_end_to_end(tmp_path):
         )
         assert space.contains(spec) and int(row["flops"]) == space.complexity(spec).flops
     assert (out / "best_model.keras").exists() and (out / "best_trial.json").exists()
+    # The same folder with another training subset is another search: refused, nothing trained.
+    again = run_cli(
+        "search",
+        "--space",
+        "AnyNetX_E",
+        "--max-trials",
+        "3",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--seed",
+        "1",
+        "--train-examples",
+        "300",
+        *SEARCH_FLAGS,
+    )
+    assert again.returncode == 2 and "train_examples None there, 300 here" in again.stderr, again.stderr[-2000:]
+    assert len(csv_rows(out / "trials.csv")) == 2
 
 
 def test_bayesian_and_hyperband_searches_run(tmp_path):
