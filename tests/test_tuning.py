@@ -178,22 +178,8 @@ def test_parse_window():
 
 def test_random_search_end_to_end(tmp_path):
     out = tmp_path / "search"
-    result = run_cli(
-        "search",
-        "--space",
-        "AnyNetX_E",
-        "--tuner",
-        "random",
-        "--max-trials",
-        "2",
-        "--epochs",
-        "1",
-        "--out",
-        str(out),
-        "--seed",
-        "1",
-        *SEARCH_FLAGS,
-    )
+    args = ["search", "--space", "AnyNetX_E", "--tuner", "random", "--epochs", "1", "--out", str(out), "--seed", "1"]
+    result = run_cli(*args, "--max-trials", "2", *SEARCH_FLAGS)
     assert result.returncode == 0, result.stderr[-3000:]
     progress = [l for l in result.stdout.splitlines() if l.startswith("trial ")]
     assert len(progress) == 2 and all("flops" in l and "val_error" in l for l in progress)
@@ -213,22 +199,7 @@ def test_random_search_end_to_end(tmp_path):
         assert space.contains(spec) and int(row["flops"]) == space.complexity(spec).flops
     assert (out / "best_model.keras").exists() and (out / "best_trial.json").exists()
     # The same folder with another training subset is another search: refused, nothing trained.
-    again = run_cli(
-        "search",
-        "--space",
-        "AnyNetX_E",
-        "--max-trials",
-        "3",
-        "--epochs",
-        "1",
-        "--out",
-        str(out),
-        "--seed",
-        "1",
-        "--train-examples",
-        "300",
-        *SEARCH_FLAGS,
-    )
+    again = run_cli(*args, "--max-trials", "3", "--train-examples", "300", *SEARCH_FLAGS)
     assert again.returncode == 2 and "train_examples None there, 300 here" in again.stderr, again.stderr[-2000:]
     assert len(csv_rows(out / "trials.csv")) == 2
 
