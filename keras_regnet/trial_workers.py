@@ -85,7 +85,7 @@ class WorkerSetup:
     seed: int
     train_config: dict
     validation_fraction: float = 0.1
-    train_examples: object = None  # a fixed stratified subset of the train split (data.load)
+    train_examples: int | None = None  # a fixed stratified subset of the train split (data.load)
     score_split: str = "validation"
     final_validation_only: bool = False
     threads: int = 1
