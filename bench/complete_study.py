@@ -1,16 +1,16 @@
 """Add the checks a committed study predates to its folder, training only what its tables lack.
 
-`docs/study/` keeps a study's tables (trials.csv, seed_check.csv,
+`docs/study-quick/` keeps a study's tables (trials.csv, seed_check.csv,
 proxy_check.csv), not its KerasTuner state, so `keras-regnet study` cannot
 resume it. This rebuilds each network from its trials.csv row (its flops must
 match), runs `study.run_checks` in the folder (the second long seed of the
 proxy check and `--confirm`; every training already in its tables is
 reused) and rewrites report.md, summary.json and the figures. The recipe is
-`keras-regnet study --quick`'s (the study in docs/study/ is that recipe);
+`keras-regnet study --quick`'s (the study in docs/study-quick/ is that recipe);
 new trainings run on this machine (the CPU and oneDNN state are printed and
 recorded in summary.json's settings).
 
-    python bench/complete_study.py [--out docs/study] [--confirm 15] [--workers 2]
+    python bench/complete_study.py [--out docs/study-quick] [--confirm 15] [--workers 2]
 """
 
 import argparse
@@ -55,7 +55,7 @@ def networks_and_trials(out, config):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="docs/study")
+    parser.add_argument("--out", default="docs/study-quick")
     parser.add_argument("--confirm", type=int, default=15)
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """Whole study trials under other execution engines: where a trial's seconds go, and which engine wins.
 
-Runs the first --nets networks of each space in `docs/study/trials.csv` (the
+Runs the first --nets networks of each space in `docs/study-quick/trials.csv` (the
 committed default study) through `trial_workers._run_trial`, exactly as a
 study worker does (study recipe, one thread, the worker's grappler options),
 once per engine, each engine in its own fresh process:
@@ -38,7 +38,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRIALS = os.path.join(ROOT, "docs", "study", "trials.csv")
+TRIALS = os.path.join(ROOT, "docs", "study-quick", "trials.csv")
 SPACES = ("AnyNetX_A", "AnyNetX_E", "RegNet")
 ENGINES = {
     "tensorflow": {},
@@ -172,7 +172,7 @@ def main():
     unknown = sorted(set(engines) - set(ENGINES))
     if unknown:
         sys.exit(f"unknown engines {unknown}; choose from {', '.join(ENGINES)}")
-    print(f"study trials (docs/study/trials.csv, first {args.nets} of {', '.join(spaces)}), one thread, seconds")
+    print(f"study trials (docs/study-quick/trials.csv, first {args.nets} of {', '.join(spaces)}), one thread, seconds")
     print("  engine        network          total  1st epoch ends  later epoch  validation  error (study's)")
     totals, errors = {}, {}
     for engine in engines:

@@ -69,7 +69,7 @@ PROXY_FACTOR = 4  # the proxy check retrains for this many times the epochs
 PROXY_CHECK = 30  # networks retrained by the proxy check, each with two seeds (0: off)
 SEED_CHECK = 20  # networks retrained with a second seed (0: off)
 # Networks per space of the headline comparison retrained for PROXY_FACTOR x the epochs (0: off). At
-# 15 vs 15 the exact KS test detects only D >= 0.53 (docs/study's 5-epoch A vs RegNet: D 0.52), so a
+# 15 vs 15 the exact KS test detects only D >= 0.53 (docs/study-quick's 5-epoch A vs RegNet: D 0.52), so a
 # shift that size may stay "not resolved"; 20 detect D >= 0.45, 30 D >= 0.37 (5 and 15 more long
 # trainings per space).
 CONFIRM = 15

@@ -175,11 +175,12 @@ def test_check_networks_are_picked_at_random_from_every_space_alike():
 
 
 def test_resuming_the_committed_study_trains_only_the_new_checks(tmp_path, monkeypatch):
-    """docs/study's tables (as written before the second long seed): a rerun reuses every training in them
-    and adds the 30 second seeds and the confirm networks the proxy check lacks (no training here)."""
+    """docs/study-quick's tables (the --quick recipe, as written before the second long seed): a rerun reuses
+    every training in them and adds the 30 second seeds and the confirm networks the proxy check lacks (no
+    training here)."""
     from keras_regnet import trial_workers
 
-    docs = ROOT / "docs" / "study"
+    docs = ROOT / "docs" / "study-quick"
     trials = {}
     for r in csv_rows(docs / study.TRIALS_FILE):
         trials.setdefault(r["space"], []).append(dict(r, val_error=float(r["val_error"]), flops=float(r["flops"])))
