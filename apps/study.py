@@ -1,7 +1,5 @@
 """`keras-regnet study`: compare design spaces by the error EDFs of random samples (the paper's study)."""
 
-import dataclasses
-
 from apps import flags
 from keras_regnet import report, study
 
@@ -67,8 +65,6 @@ def add_arguments(parser):
 def run(args):
     spaces = [name.strip() for name in args.spaces.split(",") if name.strip()]
     config = study.QUICK_CONFIG if args.quick else study.STUDY_CONFIG
-    if args.dataset not in (None, config.dataset) and args.train_examples is None:
-        config = dataclasses.replace(config, train_examples=None)  # the default's subset is Fashion-MNIST's
     summary = study.run_study(
         spaces,
         samples=args.samples,

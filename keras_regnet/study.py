@@ -158,11 +158,16 @@ def run_study(
     seeds, `confirm` networks of each space of the headline pair
     (`headline_pair`) retrained for `PROXY_FACTOR` x the epochs (0: off),
     and the share of trainings per space whose error is above `fail_above`
-    (None: `default_fail_above` of the dataset). The data is loaded before
+    (None: `default_fail_above` of the dataset). A ``dataset=`` setting other
+    than the config's trains on all of its training split unless
+    ``train_examples=`` is given too. The data is loaded before
     the folder is claimed: missing dataset files stop the study with the
     loader's message and nothing written.
     """
-    config = search.configure(STUDY_CONFIG if config is None else config, settings)
+    base = STUDY_CONFIG if config is None else config
+    if settings.get("dataset", base.dataset) != base.dataset and "train_examples" not in settings:
+        settings = dict(settings, train_examples=None)  # the base's subset size is its own dataset's
+    config = search.configure(base, settings)
     if config.tuner != "random":
         raise ValueError(f"a study samples each space at random: tuner must be 'random', got {config.tuner!r}")
     check_int("samples (--samples)", samples, 2)

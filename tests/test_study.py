@@ -571,31 +571,46 @@ def test_distributed_study_chief_and_worker(tmp_path):
     assert (out / "report.md").exists()
 
 
-def test_the_default_study_is_fashion_mnist_and_quick_is_digits(tmp_path, monkeypatch):
-    """No flags: Fashion-MNIST, 6,000 trained on, failed above 0.5; --quick: digits' split, 0.2; --dataset
-    other than the default's drops the default's subset unless --train-examples is given."""
-    from apps import cli
+class _Loaded(Exception):
+    """Raised where the study would load its data: the config it resolved, nothing trained or written."""
 
-    seen = []
-    monkeypatch.setattr(study, "run_study", lambda spaces, **kwargs: seen.append(kwargs))
+
+def test_the_default_study_is_fashion_mnist_and_quick_is_digits(tmp_path, monkeypatch):
+    """No flags: Fashion-MNIST, 6,000 trained on, failed above 0.5; --quick: digits' split, 0.2; a dataset
+    other than the config's drops the config's subset unless train_examples is given, from the command
+    and from Python alike."""
+    from apps import cli
+    from keras_regnet import search
+
+    def loaded(config):
+        raise _Loaded(config)
+
+    monkeypatch.setattr(search.SearchConfig, "load_data", loaded)
+    configs = []
+    out = ["--out", str(tmp_path / "s")]
     for argv in ([], ["--quick"], ["--dataset", "mnist"], ["--dataset", "mnist", "--train-examples", "300"]):
-        assert cli.main(["study", *argv]) == 0
-    configs = [search_config(kwargs) for kwargs in seen]
+        with pytest.raises(_Loaded) as caught:
+            cli.main(["study", *argv, *out])
+        configs.append(caught.value.args[0])
+    for kwargs in (
+        dict(dataset="mnist"),
+        dict(dataset="fashion_mnist"),
+        dict(config=study.QUICK_CONFIG, dataset="mnist"),
+    ):
+        with pytest.raises(_Loaded) as caught:
+            study.run_study(out=str(tmp_path / "s"), **kwargs)
+        configs.append(caught.value.args[0])
     assert [(c.dataset, c.train_examples, c.validation_fraction) for c in configs] == [
         ("fashion_mnist", 6000, 0.1),
         ("digits", None, 0.35),
         ("mnist", None, 0.1),
         ("mnist", 300, 0.1),
+        ("mnist", None, 0.1),
+        ("fashion_mnist", 6000, 0.1),
+        ("mnist", None, 0.35),
     ]
-    assert all(kwargs["fail_above"] is None for kwargs in seen)  # the dataset's own default, below
+    assert not (tmp_path / "s").exists()
     assert study.default_fail_above("fashion_mnist") == 0.5 and study.default_fail_above("digits") == 0.2
-
-
-def search_config(kwargs):
-    from keras_regnet import search
-
-    settings = {k: v for k, v in kwargs.items() if k in search.SearchConfig.__dataclass_fields__}
-    return search.configure(kwargs["config"], settings)
 
 
 def test_the_default_study_without_the_files_is_one_line_and_writes_nothing(tmp_path, nowhere, capsys):
