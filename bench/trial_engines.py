@@ -1,7 +1,7 @@
 """Whole study trials under other execution engines: where a trial's seconds go, and which engine wins.
 
 Runs the first --nets networks of each space in `docs/study-quick/trials.csv` (the
-committed default study) through `trial_workers._run_trial`, exactly as a
+committed --quick study, the default until 2026-12-07) through `trial_workers._run_trial`, exactly as a
 study worker does (study recipe, one thread, the worker's grappler options),
 once per engine, each engine in its own fresh process:
 
