@@ -1,0 +1,101 @@
+"""How much a study's errors change when a training reruns on another machine, against its seed noise.
+
+A study that spans sittings can span machines (each session here gets a
+fresh one, and their CPUs differ): its first seeds ran on one CPU, some
+second seeds on another. Two machines round differently, which adds noise
+of the seed kind to every check that pairs trainings across them. This
+retrains the seed check's networks (default) with their *own* seed
+(replicate 0, the study's trial) on this machine at the study's epochs and
+prints, in one run: how many errors come out identical, the SD of one
+training's machine-to-machine difference beside the seed check's seed noise
+SD, and the seed check's Spearman recomputed with both seeds from this
+machine (where the second seeds also ran here) beside the study's.
+
+    TF_ENABLE_ONEDNN_OPTS=1 python bench/machine_noise.py [--out docs/study] [--workers 2]
+"""
+
+import argparse
+import csv
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from keras_regnet import startup  # noqa: E402  (before TensorFlow: the trial job's oneDNN choice)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from complete_study import networks_and_trials  # noqa: E402  (rebuilds each network from trials.csv)
+
+
+def noise_sd(a, b):
+    """SD of one training's noise from paired errors: SD(a - b) / sqrt(2)."""
+    import numpy as np
+
+    return float(np.std(np.asarray(a) - np.asarray(b), ddof=1) / np.sqrt(2))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="docs/study")
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+    startup.prepare("trial")
+    from scipy import stats
+
+    from keras_regnet import search, study, trial_workers
+
+    config = dataclasses.replace(study.STUDY_CONFIG, out=args.out, workers=args.workers)
+    networks, _ = networks_and_trials(args.out, config)
+    with open(os.path.join(args.out, study.SEED_FILE), newline="", encoding="utf-8") as f:
+        pairs = list(csv.DictReader(f))
+    print("this machine:", startup.describe_onednn_of("trial"), time.strftime("%Y-%m-%d"), flush=True)
+    tasks = []
+    for row in pairs:
+        key = (row["space"], row["trial_id"])
+        tasks.append(
+            {
+                "kind": "rerun",
+                "row": row,
+                "trial_id": row["trial_id"],
+                "values": networks[key]["values"],
+                "space": networks[key]["space"],
+                "epochs": int(row["epochs"]),
+                "seed": trial_workers.trial_seed(config.seed, row["trial_id"], 0),
+            }
+        )
+    setup = dataclasses.replace(search.worker_setup(config), final_validation_only=True, threads=1)
+    here = {}
+
+    def on_result(task, result):
+        row = task["row"]
+        error = here[(row["space"], row["trial_id"])] = study._final_error(result)
+        print(f"{row['space']} {row['trial_id']}: study {float(row['error']):.4f}, here {error:.4f}", flush=True)
+
+    start = time.perf_counter()
+    trial_workers.run_tasks(tasks, setup, workers=config.worker_count(), on_result=on_result)
+    there = [float(r["error"]) for r in pairs]
+    rerun = [here[(r["space"], r["trial_id"])] for r in pairs]
+    second = [float(r["error_seed2"]) for r in pairs]
+    same = sum(a == b for a, b in zip(there, rerun))
+    print(f"\n{len(pairs)} networks, {args.out}, {config.epochs} epochs; {time.perf_counter() - start:.0f} s")
+    print(f"identical errors (study's machine vs this one, same seed): {same}/{len(pairs)}")
+    print(f"machine-to-machine noise SD of one training: {noise_sd(there, rerun):.4f}")
+    print(f"seed noise SD (seed check, as the study paired them):  {noise_sd(there, second):.4f}")
+    print(f"seed noise SD (both seeds on this machine):            {noise_sd(rerun, second):.4f}")
+    print(
+        f"seed-check Spearman, as in the study (first seeds from its machine): {stats.spearmanr(there, second)[0]:.3f}"
+    )
+    print(
+        f"seed-check Spearman, both seeds on this machine:                      {stats.spearmanr(rerun, second)[0]:.3f}"
+    )
+    print(
+        f"same seed, two machines, Spearman:                                    {stats.spearmanr(there, rerun)[0]:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
