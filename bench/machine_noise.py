@@ -17,6 +17,7 @@ machine (where the second seeds also ran here) beside the study's.
 import argparse
 import csv
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -48,7 +49,14 @@ def main():
 
     from keras_regnet import search, study, trial_workers
 
-    config = dataclasses.replace(study.STUDY_CONFIG, out=args.out, workers=args.workers)
+    with open(os.path.join(args.out, "summary.json"), encoding="utf-8") as f:
+        settings = json.load(f)["settings"]
+    # The recipe must be the one the folder's study ran, or the reruns would train on other data.
+    recipes = {(c.dataset, c.epochs): c for c in (study.STUDY_CONFIG, study.QUICK_CONFIG)}
+    recipe = recipes.get((settings["dataset"], settings["epochs"]))
+    if recipe is None:
+        raise SystemExit(f"{args.out}: a study of neither the default nor the --quick recipe: {settings}")
+    config = dataclasses.replace(recipe, out=args.out, workers=args.workers)
     networks, _ = networks_and_trials(args.out, config)
     with open(os.path.join(args.out, study.SEED_FILE), newline="", encoding="utf-8") as f:
         pairs = list(csv.DictReader(f))
