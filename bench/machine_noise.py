@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from complete_study import networks_and_trials  # noqa: E402  (rebuilds each network from trials.csv)
 
 
-def noise_sd(a, b):
-    """SD of one training's noise from paired errors: SD(a - b) / sqrt(2)."""
-    import numpy as np
+def paired(a, b):
+    """The study's own seed-check figures (report.seed_check_summary) for any two lists of errors."""
+    from keras_regnet import report
 
-    return float(np.std(np.asarray(a) - np.asarray(b), ddof=1) / np.sqrt(2))
+    return report.seed_check_summary([{"error": x, "error_seed2": y} for x, y in zip(a, b)])
 
 
 def main():
@@ -45,8 +45,6 @@ def main():
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     startup.prepare("trial")
-    from scipy import stats
-
     from keras_regnet import search, study, trial_workers
 
     with open(os.path.join(args.out, "summary.json"), encoding="utf-8") as f:
@@ -91,18 +89,14 @@ def main():
     same = sum(a == b for a, b in zip(there, rerun))
     print(f"\n{len(pairs)} networks, {args.out}, {config.epochs} epochs; {time.perf_counter() - start:.0f} s")
     print(f"identical errors (study's machine vs this one, same seed): {same}/{len(pairs)}")
-    print(f"machine-to-machine noise SD of one training: {noise_sd(there, rerun):.4f}")
-    print(f"seed noise SD (seed check, as the study paired them):  {noise_sd(there, second):.4f}")
-    print(f"seed noise SD (both seeds on this machine):            {noise_sd(rerun, second):.4f}")
-    print(
-        f"seed-check Spearman, as in the study (first seeds from its machine): {stats.spearmanr(there, second)[0]:.3f}"
-    )
-    print(
-        f"seed-check Spearman, both seeds on this machine:                      {stats.spearmanr(rerun, second)[0]:.3f}"
-    )
-    print(
-        f"same seed, two machines, Spearman:                                    {stats.spearmanr(there, rerun)[0]:.3f}"
-    )
+    rows = [
+        ("same seed, study's machine vs this one", paired(there, rerun)),
+        ("seed check as the study paired them (seed 2 from wherever it ran)", paired(there, second)),
+        ("seed check, both seeds on this machine", paired(rerun, second)),
+    ]
+    print(f"{'pairing':<68} {'noise SD':>9} {'Spearman':>9}  (report.seed_check_summary's formulas)")
+    for name, figures in rows:
+        print(f"{name:<68} {figures['seed_sd']:>9.4f} {figures['spearman']:>9.3f}")
 
 
 if __name__ == "__main__":
